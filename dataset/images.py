@@ -1,0 +1,71 @@
+"""Reading OCT scans from disk as 8-bit grayscale, whatever their stored bit depth or mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+
+class ImageReadError(ValueError):
+    """A scan is missing or cannot be decoded; the message names the file."""
+
+
+def load_scan(path: str | Path) -> Image.Image:
+    """Load a scan as an 8-bit grayscale (`L`) PIL image.
+
+    8-bit grayscale is returned as is; 16-bit grayscale is scaled from its full range (0-65535) to
+    0-255; RGB, palette and alpha images are converted to luminance; float images are min-max
+    scaled.
+
+    Args:
+        path: image file (PNG, TIFF, JPEG, ... anything Pillow reads).
+
+    Returns:
+        The scan in mode `L`.
+
+    Raises:
+        ImageReadError: the file is missing or not a readable image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return to_grayscale8(image)
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ImageReadError(f"cannot read image {path}: {err}") from err
+
+
+def to_grayscale8(image: Image.Image) -> Image.Image:
+    """Convert any Pillow image to 8-bit grayscale (see `load_scan` for the scaling rules)."""
+    if image.mode == "L":
+        return image.copy()
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        pixels = np.asarray(image, dtype=np.float64)
+        # 16-bit scans use the full range; 32-bit integer images are treated the same way.
+        return Image.fromarray(np.clip(pixels / 257.0, 0, 255).round().astype(np.uint8), mode="L")
+    if image.mode == "F":
+        pixels = np.asarray(image, dtype=np.float64)
+        low, high = float(pixels.min()), float(pixels.max())
+        scaled = (pixels - low) / (high - low) * 255.0 if high > low else np.zeros_like(pixels)
+        return Image.fromarray(scaled.round().astype(np.uint8), mode="L")
+    return image.convert("L")
+
+
+def check_image_readable(path: str | Path) -> None:
+    """Cheap integrity check (header and checksums) without decoding pixels fully.
+
+    Raises:
+        ImageReadError: the file is missing or corrupt.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise ImageReadError(f"corrupt image {path}: {err}") from err
