@@ -8,14 +8,16 @@ present/absent task scored on its own column.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from dataset.clinical import EVALUATION_BIOMARKERS, REFERRALS, STAGES, load_knowledge
+from dataset.clinical import EVALUATION_BIOMARKERS, load_knowledge
 
 ABSENT, PRESENT = "absent", "present"
 BINARY_CLASSES = (ABSENT, PRESENT)
 TASK_GROUPS = ("staging", "referral", "biomarkers")
+DEFAULT_BIOMARKER_OPTIONS = {PRESENT: "Yes, there is {biomarker}.", ABSENT: "No, there is no {biomarker}."}
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ class Task:
             multi-class tasks; `present` for a biomarker).
         question: the question asked in `direct` and `two_step` modes.
         option_texts: class id -> the answer text scored in `likelihood` mode.
+        complete_answer: whether an option is a whole answer (its end-of-turn token is scored
+            too) or only the start of one.
         biomarker: the biomarker id for biomarker tasks, else None.
     """
 
@@ -41,6 +45,7 @@ class Task:
     positive_classes: tuple[str, ...]
     question: str
     option_texts: dict[str, str]
+    complete_answer: bool = True
     biomarker: str | None = None
 
     def label_of(self, row) -> str:
@@ -61,36 +66,39 @@ class Task:
         return label
 
 
-def _staging_task(questions: dict[str, str]) -> Task:
-    knowledge = load_knowledge()
-    options = {s.id: f"{s.name[0].upper()}{s.name[1:]}." for s in knowledge.stages}
-    return Task(name="staging", kind="staging", label_column="stage", classes=STAGES,
-                positive_classes=STAGES, question=questions["staging"], option_texts=options)
+def _upper_first(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
-def _referral_task(questions: dict[str, str]) -> Task:
-    knowledge = load_knowledge()
-    options = {r.id: f"{r.name[0].upper()}{r.name[1:]}." for r in knowledge.referral}
-    return Task(name="referral", kind="referral", label_column="referral", classes=REFERRALS,
-                positive_classes=REFERRALS, question=questions["referral"], option_texts=options)
+def _multiclass_task(kind: str, label_column: str, outcomes, spec: Mapping[str, Any]) -> Task:
+    template = str(spec.get("option_template") or "{Name}.")
+    options = {o.id: template.format(name=o.name, Name=_upper_first(o.name)) for o in outcomes}
+    ids = tuple(o.id for o in outcomes)
+    return Task(name=kind, kind=kind, label_column=label_column, classes=ids, positive_classes=ids,
+                question=str(spec["question"]), option_texts=options,
+                complete_answer=bool(spec.get("complete_answer", True)))
 
 
-def _biomarker_task(biomarker: str, questions: dict[str, str]) -> Task:
+def _biomarker_task(biomarker: str, spec: Mapping[str, Any]) -> Task:
     name = load_knowledge().biomarkers[biomarker].name
-    question = questions["biomarker"].format(biomarker=name)
-    options = {PRESENT: f"Yes, {name} is present.", ABSENT: f"No, there is no {name}."}
+    templates = dict(spec.get("option_templates") or DEFAULT_BIOMARKER_OPTIONS)
+    options = {c: str(templates[c]).format(biomarker=name, Biomarker=_upper_first(name))
+               for c in BINARY_CLASSES}
     return Task(name=f"biomarker_{biomarker}", kind="biomarker", label_column=biomarker,
-                classes=BINARY_CLASSES, positive_classes=(PRESENT,), question=question,
-                option_texts=options, biomarker=biomarker)
+                classes=BINARY_CLASSES, positive_classes=(PRESENT,),
+                question=str(spec["question"]).format(biomarker=name), option_texts=options,
+                complete_answer=bool(spec.get("complete_answer", True)), biomarker=biomarker)
 
 
-def build_tasks(group: str, questions: dict[str, str], biomarkers: Sequence[str] | None = None) -> list[Task]:
+def build_tasks(group: str, spec: Mapping[str, Any], biomarkers: Sequence[str] | None = None) -> list[Task]:
     """The tasks of one task group.
 
     Args:
         group: `staging`, `referral` or `biomarkers`.
-        questions: question templates with keys `staging`, `referral` and `biomarker` (the last
-            with a `{biomarker}` placeholder), from the task config.
+        spec: the task config: `question` (with `{biomarker}` for biomarkers), optional
+            `option_template` (`{name}`/`{Name}`: the class display name) or, for biomarkers,
+            `option_templates` (`present`/`absent`, with `{biomarker}`), and `complete_answer`
+            (score the end-of-turn token too, i.e. the option is the whole answer).
         biomarkers: biomarker ids for the `biomarkers` group; default all ten evaluation ones.
 
     Returns:
@@ -99,14 +107,15 @@ def build_tasks(group: str, questions: dict[str, str], biomarkers: Sequence[str]
     Raises:
         ValueError: unknown group or biomarker id.
     """
+    knowledge = load_knowledge()
     if group == "staging":
-        return [_staging_task(questions)]
+        return [_multiclass_task("staging", "stage", knowledge.stages, spec)]
     if group == "referral":
-        return [_referral_task(questions)]
+        return [_multiclass_task("referral", "referral", knowledge.referral, spec)]
     if group == "biomarkers":
         wanted = list(biomarkers) if biomarkers else list(EVALUATION_BIOMARKERS)
-        unknown = [b for b in wanted if b not in load_knowledge().biomarkers]
+        unknown = [b for b in wanted if b not in knowledge.biomarkers]
         if unknown:
             raise ValueError(f"unknown biomarker ids {unknown}; known: {', '.join(EVALUATION_BIOMARKERS)}")
-        return [_biomarker_task(b, questions) for b in wanted]
+        return [_biomarker_task(b, spec) for b in wanted]
     raise ValueError(f"unknown task group {group!r}; choose one of {', '.join(TASK_GROUPS)}")

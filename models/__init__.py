@@ -1,1 +1,32 @@
-"""models package."""
+"""The specialist VLM: build, save/load in standard Hugging Face format, prompt, generate.
+
+Public API (used by training, evaluation, saliency and the demos):
+- `build_vlm(model_cfg, tokenizer_texts) -> (model, processor)`: a fresh build from config.
+- `load_vlm(path, device=None) -> (model, processor)`: stock transformers load, eval mode.
+- `save_vlm(model, processor, path)`.
+- `format_prompt(processor, question, answer=None) -> str`.
+- `generate_answers(model, processor, images, questions, max_new_tokens, batch_size) -> list[str]`.
+- `models.registry.resolve_model(entry_cfg)`.
+"""
+
+from models.prompting import format_prompt, generate_answers, to_rgb
+from models.vlm import (
+    ImageTokenMismatchError,
+    build_processor,
+    build_vlm,
+    check_image_token_count,
+    load_vlm,
+    save_vlm,
+)
+
+__all__ = [
+    "ImageTokenMismatchError",
+    "build_processor",
+    "build_vlm",
+    "check_image_token_count",
+    "format_prompt",
+    "generate_answers",
+    "load_vlm",
+    "save_vlm",
+    "to_rgb",
+]

@@ -18,3 +18,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm_dir(tmp_path_factory):
+    """A saved tiny untrained VLM directory (stock-transformers loadable), built once per session."""
+    from fixtures_models import save_tiny_vlm
+
+    return save_tiny_vlm(tmp_path_factory.mktemp("tiny_vlm"))

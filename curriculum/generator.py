@@ -1,0 +1,215 @@
+"""The generation loop of one module: ask for what is missing, validate, store, count.
+
+For each image still missing from the module's store, one chat request asks for
+`num_questions` pairs; batches of `batch_size` requests go to the backend (which bounds its own
+concurrency), and each batch's kept records and raw responses are committed to the store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from curriculum.backends import ChatRequest, ChatResponse, LLMBackend, TokenUsage
+from curriculum.mentions import stated_stages
+from curriculum.modules import ModuleSpec, image_context, request_seed
+from curriculum.parsing import QA_JSON_SCHEMA, parse_qa_response
+from curriculum.secrets import redact
+from curriculum.store import CurriculumStore, request_key, row_fingerprint
+from curriculum.validation import Labels, rejection_reason
+from dataset.qa_records import QARecord
+
+logger = logging.getLogger(__name__)
+
+
+class GenerationError(RuntimeError):
+    """Generation cannot go on (e.g. every request of a batch failed); rerun to resume."""
+
+
+@dataclass
+class ModuleResult:
+    """Counts, tokens and cost of one module's run."""
+
+    module: str
+    store: str
+    counts: Counter = field(default_factory=Counter)
+    usage: TokenUsage = TokenUsage()
+    cost_usd: float = 0.0
+    seconds: float = 0.0
+    records_in_store: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"module": self.module, "store": self.store, "counts": dict(sorted(self.counts.items())),
+                "prompt_tokens": self.usage.prompt_tokens, "completion_tokens": self.usage.completion_tokens,
+                "cost_usd": round(self.cost_usd, 6), "seconds": round(self.seconds, 3),
+                "records_in_store": self.records_in_store}
+
+
+def cost_usd(usage: TokenUsage, prices: Mapping[str, Any] | None) -> float:
+    """Dollar cost of `usage` at `prices` = {input, output} USD per million tokens (none: 0)."""
+    if not prices:
+        return 0.0
+    return (usage.prompt_tokens * float(prices.get("input", 0))
+            + usage.completion_tokens * float(prices.get("output", 0))) / 1e6
+
+
+def _row_dict(row: pd.Series) -> dict[str, Any]:
+    """JSON-safe plain values of one annotation row (NaN -> None, numpy scalars -> Python)."""
+    plain = {}
+    for key, value in row.items():
+        if hasattr(value, "item"):
+            value = value.item()
+        if isinstance(value, float) and value != value:
+            value = None
+        plain[str(key)] = value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+    return plain
+
+
+def _skip_reason(module: ModuleSpec, row: Mapping[str, Any]) -> str | None:
+    report = str(row.get("report") or "").strip()
+    if module.source == "report" and not report:
+        return "skipped_no_report"
+    if module.requires_stated_stage and not stated_stages(report):
+        return "skipped_no_stated_stage"
+    return None
+
+
+def _request(module: ModuleSpec, row: dict[str, Any], backend: LLMBackend, seed: int) -> ChatRequest:
+    messages = module.render(image_context(row), structured=backend.supports_json)
+    return ChatRequest(
+        messages=messages, response_format=QA_JSON_SCHEMA if backend.supports_json else None,
+        metadata={"kind": module.kind, "row": row, "num_questions": module.num_questions,
+                  "seed": request_seed(str(row["image_id"]), module.name, seed), "options": dict(module.options)})
+
+
+def _records_of(module: ModuleSpec, row: Mapping[str, Any], response: ChatResponse, backend: LLMBackend,
+                counts: Counter) -> list[QARecord]:
+    parsed = parse_qa_response(response.text, response.finish_reason)
+    counts[f"parsed_{parsed.format}"] += 1
+    if response.finish_reason == "length":
+        counts["responses_truncated"] += 1
+    if not parsed.pairs:
+        counts["responses_unparseable"] += 1
+        if response.finish_reason == "length":
+            counts["rejected_truncated"] += 1
+        return []
+    labels, seen, records = Labels.from_row(row), set(), []
+    image_id = str(row["image_id"])
+    for qa in parsed.pairs:
+        counts["pairs_parsed"] += 1
+        reason = rejection_reason(qa, labels, seen)
+        if reason:
+            counts[f"rejected_{reason}"] += 1
+            continue
+        index = len(records)
+        records.append(QARecord(
+            record_id=QARecord.make_id(image_id, module.name, index, backend.source, backend.model),
+            image_id=image_id, module=module.name, question=qa.question.strip(), answer=qa.answer.strip(),
+            source=backend.source, model=backend.model, prompt_version=module.prompt_version))
+    counts["pairs_kept"] += len(records)
+    return records
+
+
+def _raw_line(module: ModuleSpec, image_id: str, response: ChatResponse, backend: LLMBackend,
+              kept: int, fingerprint: str) -> dict[str, Any]:
+    return {"request_key": request_key(image_id, module.name), "input_hash": fingerprint,
+            "image_id": image_id, "module": module.name,
+            "source": backend.source, "model": backend.model, "prompt_version": module.prompt_version,
+            "finish_reason": response.finish_reason, "text": redact(response.text) if response.text else "",
+            "raw": _redacted_payload(response.raw), "prompt_tokens": response.usage.prompt_tokens,
+            "completion_tokens": response.usage.completion_tokens, "kept": kept, "time": time.time()}
+
+
+def _redacted_payload(raw: Any) -> Any:
+    """The raw payload with any secret a server might echo scrubbed (it is written to disk)."""
+    if raw is None:
+        return None
+    text = json.dumps(raw, ensure_ascii=False, default=str)
+    scrubbed = redact(text)
+    return raw if scrubbed == text else json.loads(scrubbed)
+
+
+def generate_module(module: ModuleSpec, table: pd.DataFrame, backend: LLMBackend, curriculum_dir: str | Path,
+                    batch_size: int = 64, seed: int = 0, prices: Mapping[str, Any] | None = None) -> ModuleResult:
+    """Fill one module's store for the images of `table`, resuming what a previous run did.
+
+    Args:
+        module: the module spec.
+        table: annotation rows to cover (already filtered to the wanted splits).
+        backend: any `LLMBackend`.
+        curriculum_dir: `paths.curriculum_dir`; the store is `<curriculum_dir>/<module name>`.
+        batch_size: requests per backend call and per store commit.
+        seed: wording seed (rules backend) mixed into each request's seed.
+        prices: USD per million tokens, {input, output}, for cost accounting.
+
+    Returns:
+        The module's counts, token usage, cost and time.
+
+    Raises:
+        GenerationError: every request of a batch failed after retries, or the store holds
+            records made from different annotations of the same images (a changed table).
+        BackendFatalError: authentication or bad request (from the backend).
+    """
+    started = time.perf_counter()
+    store = CurriculumStore(Path(curriculum_dir) / module.name)
+    result = ModuleResult(module=module.name, store=str(store.folder))
+    counts = result.counts
+    pending, stale = [], []
+    for _, series in table.iterrows():
+        row = _row_dict(series)
+        reason = _skip_reason(module, row)
+        done_hash = store.done.get(request_key(str(row["image_id"]), module.name))
+        if reason:
+            counts[reason] += 1
+        elif done_hash is None:
+            pending.append(row)
+        elif done_hash and done_hash != row_fingerprint(row):
+            stale.append(str(row["image_id"]))
+        else:
+            counts["already_done"] += 1
+    if stale:
+        raise GenerationError(
+            f"{store.folder} holds records generated from different annotations for {len(stale)} image(s) "
+            f"(e.g. {', '.join(stale[:3])}); the table changed since. Move or delete that folder, or set "
+            "paths.curriculum_dir to a new folder, and run again.")
+    logger.info("module %s: %d images to ask, %d already done", module.name, len(pending), counts["already_done"])
+    with tqdm(total=len(pending), desc=module.name, unit="img", mininterval=1.0) as bar:
+        for start in range(0, len(pending), batch_size):
+            batch = pending[start:start + batch_size]
+            responses = backend.complete([_request(module, row, backend, seed) for row in batch])
+            _commit_batch(module, batch, responses, backend, store, result)
+            bar.update(len(batch))
+    result.cost_usd = cost_usd(result.usage, prices)
+    result.records_in_store = len(store.record_ids)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _commit_batch(module: ModuleSpec, batch: list[dict[str, Any]], responses: list[ChatResponse],
+                  backend: LLMBackend, store: CurriculumStore, result: ModuleResult) -> None:
+    counts = result.counts
+    records, raw_lines, failures = [], [], []
+    for row, response in zip(batch, responses):
+        counts["requests"] += 1
+        result.usage = result.usage + response.usage
+        if not response.ok:
+            counts["requests_failed"] += 1
+            failures.append(response.error)
+            continue
+        kept = _records_of(module, row, response, backend, counts)
+        records += kept
+        raw_lines.append(_raw_line(module, str(row["image_id"]), response, backend, len(kept),
+                                   row_fingerprint(row)))
+    counts["records_written"] += store.commit(records, raw_lines)
+    if failures and len(failures) == len(batch):
+        raise GenerationError(f"module {module.name}: all {len(batch)} requests of a batch failed after retries "
+                              f"(last: {redact(failures[-1])}); is the server up? Rerun to resume.")

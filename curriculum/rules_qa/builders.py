@@ -1,0 +1,260 @@
+"""Question/answer pairs for every curriculum module kind, without an LLM.
+
+Each builder takes an image's annotation row (plain values), a seeded `random.Random` and the
+module options, and returns candidate pairs; `build_qa` picks `num_questions` of them. The facts
+come from the row and `dataset.clinical`; the wording varies with the seed.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from curriculum.rules_qa.findings import (
+    KNOWLEDGE,
+    absent,
+    attributes,
+    decisive_findings,
+    describe,
+    findings_sentence,
+    join,
+    location_phrase,
+    lower_first,
+    name,
+    neighbour_stages,
+    present,
+    referral_name,
+    stage_name,
+    upper_first,
+)
+from dataset.clinical import stage_group
+
+QA = dict[str, str]
+Builder = Callable[[Mapping[str, Any], random.Random, Mapping[str, Any]], list[QA]]
+
+
+def _qa(question: str, answer: str) -> QA:
+    return {"question": question, "answer": answer}
+
+
+def _presence(row: Mapping[str, Any], biomarker: str, rng: random.Random, explain: bool) -> QA:
+    question = rng.choice(["Is there any {n} in this scan?", "Can you see {n} on this OCT?",
+                           "Does this B-scan show {n}?", "Is {n} present?"]).format(n=name(biomarker))
+    looks = KNOWLEDGE.biomarkers[biomarker].looks_like
+    if biomarker in present(row):
+        answer = rng.choice(["Yes, there is {d}.", "Yes: {d}."]).format(d=describe(row, biomarker, rng))
+        if explain:
+            answer += f" It appears as {looks}."
+    else:
+        answer = rng.choice(["No, there is no {n}.", "No, {n} is not seen."]).format(n=name(biomarker))
+        if explain:
+            answer += f" It would appear as {looks}."
+    return _qa(question, answer)
+
+
+_ATTRIBUTE_QUESTIONS = {
+    "size": ["What size is the {n}?", "How large is the {n}?"],
+    "count": ["How many {n} lesions are there?", "Is there one, a few or many {n} lesions?"],
+    "location": ["Where is the {n} located?", "In which part of the scan is the {n}?"],
+    "type": ["What type of {n} is it?", "Which type of {n} is seen?"],
+    "volume": ["How much {n} is there?", "Is the {n} volume small, moderate or large?"],
+    "amount": ["How much {n} is there?"],
+    "severity": ["How severe is the {n}?"],
+    "extent": ["How extensive is the {n}?"],
+    "state": ["Is the RPE degenerated or atrophic?"],
+    "confluent": ["Are the {n} confluent?"],
+    "kind": ["What kind of other pathology is seen?"],
+}
+
+
+def _attribute_qas(row: Mapping[str, Any], biomarker: str, rng: random.Random) -> list[QA]:
+    qas = []
+    for attribute, value in attributes(row, biomarker).items():
+        question = rng.choice(_ATTRIBUTE_QUESTIONS.get(attribute, ["What is the {a} of the {n}?"]))
+        question = question.format(n=name(biomarker), a=attribute)
+        if attribute == "location":
+            answer = f"It lies {location_phrase(value, rng)}."
+        elif attribute == "confluent":
+            answer = "Yes, they are confluent." if value.lower() == "true" else "No, they are separate."
+        else:
+            answer = rng.choice(["It is {v}.", "{V}.", "The {a} is {v}."]).format(
+                v=value, V=upper_first(value), a=attribute)
+        qas.append(_qa(question, answer))
+    return qas
+
+
+def _balanced_presence(row, rng, count: int, explain: bool) -> list[QA]:
+    """Alternate present and absent findings so both kinds of answer are learnt."""
+    found, missing = present(row), absent(row)
+    rng.shuffle(found)
+    rng.shuffle(missing)
+    order = [b for pair in zip(found, missing) for b in pair] + found[len(missing):] + missing[len(found):]
+    return [_presence(row, b, rng, explain) for b in order[:count]]
+
+
+def _tabular(row, rng, options) -> list[QA]:
+    qas = [_qa(rng.choice(["Which eye was scanned?", "Is this the left or the right eye?"]),
+               rng.choice(["The {e} eye.", "This is a {e} eye."]).format(e=row["eye"]))]
+    if _given(row, "age"):
+        qas.append(_qa("How old is the patient?", f"The patient is {int(float(row['age']))} years old."))
+    if _given(row, "sex"):
+        qas.append(_qa("What is the patient's sex?", upper_first(str(row["sex"])) + "."))
+    if _given(row, "visual_acuity_logmar"):
+        qas.append(_qa(rng.choice(["What is the patient's visual acuity?", "How good is the vision in this eye?"]),
+                       f"Visual acuity is {float(row['visual_acuity_logmar']):.2f} logMAR."))
+    if _given(row, "quality"):
+        qas.append(_qa("What is the scanner quality index of this image?",
+                       f"The quality index is {float(row['quality']):.0f} out of 100."))
+    group = stage_group(str(row["stage"]))
+    group_text = "healthy" if group == "healthy" else group.replace("_", " ") + " AMD"
+    qas.append(_qa(rng.choice(["Which stage group does this scan belong to?", "How would a clinic record "
+                               "the disease group of this eye?"]), f"{upper_first(group_text)}."))
+    found = [name(b) for b in present(row)]
+    qas.append(_qa(rng.choice(["Which biomarkers are present?", "List the findings tagged for this scan."]),
+                   f"{upper_first(join(found))}." if found else "No biomarkers are tagged."))
+    return qas + _balanced_presence(row, rng, 2, explain=False)
+
+
+def _biomarkers(row, rng, options) -> list[QA]:
+    qas = _balanced_presence(row, rng, 6, explain=True)
+    for biomarker in present(row):
+        qas += _attribute_qas(row, biomarker, rng)[:1]
+    return qas
+
+
+def _specific(row, rng, options) -> list[QA]:
+    qas = [qa for b in present(row) for qa in _attribute_qas(row, b, rng)]
+    fluid = [b for b in ("srf", "irf") if b in present(row)]
+    qas.append(_qa("Is there any retinal fluid?", f"Yes, there is {join([name(b) for b in fluid])}."
+                   if fluid else "No, there is no subretinal or intraretinal fluid."))
+    return qas + _balanced_presence(row, rng, 3, explain=False)
+
+
+def _description(row, rng, options) -> list[QA]:
+    qas = [_qa(rng.choice(["Describe this OCT scan.", "What do you see in this B-scan?",
+                           "Give a short description of this retinal OCT."]), findings_sentence(row, rng))]
+    found = present(row)
+    qas.append(_qa("What is the most notable finding?", upper_first(describe(row, found[-1], rng)) + "."
+                   if found else "Nothing abnormal: the retina looks normal."))
+    return qas + _balanced_presence(row, rng, 3, explain=False)
+
+
+def _stage_reason(row: Mapping[str, Any], stage: str, rng: random.Random) -> str:
+    decisive = decisive_findings(row, stage)
+    if not decisive:
+        return "no AMD biomarkers are present"
+    return f"the {join([describe(row, b, rng) for b in decisive])} place it there"
+
+
+def _staging_intro(row, rng, options) -> list[QA]:
+    stage = str(row["stage"])
+    guideline = KNOWLEDGE.stage(stage).guideline
+    qas = [_qa("According to the staging guidelines, what stage of AMD does this scan show?",
+               f"{upper_first(stage_name(stage))}. By the guidelines: {guideline}"),
+           _qa("Which findings determine the stage of this scan?",
+               f"{upper_first(_stage_reason(row, stage, rng))}.")]
+    return qas + _balanced_presence(row, rng, 2, explain=True)
+
+
+def _why_not(row, stage: str, rng: random.Random) -> str:
+    less, more = neighbour_stages(stage)
+    parts = []
+    if more:
+        parts.append(f"It is not {stage_name(more)}, because nothing meets its criteria "
+                     f"({lower_first(KNOWLEDGE.stage(more).guideline).rstrip('.')}).")
+    if less:
+        parts.append(f"It is more advanced than {stage_name(less)}.")
+    return " ".join(parts)
+
+
+def _staging_logic(row, rng, options) -> list[QA]:
+    stage = str(row["stage"])
+    answer = (f"{findings_sentence(row, rng)} The most advanced stage these findings support is "
+              f"{stage_name(stage)}: {_stage_reason(row, stage, rng)}.")
+    return [_qa(rng.choice(["List the findings, then give the most advanced AMD stage they support and why.",
+                            "Reason step by step: what are the findings and what stage do they imply?"]),
+                answer), _qa("Why is this scan staged as it is?", _why_not(row, stage, rng))]
+
+
+def _referral_text(row, rng) -> str:
+    triage, treatment = str(row["referral"]), str(row["referral_treatment"])
+    triage_text = ("The patient does not need to be seen" if triage == "not_seen"
+                   else f"Triage: {referral_name(triage)}")
+    return (f"{triage_text}; for treatment: {referral_name(treatment)}. The guideline: "
+            f"{KNOWLEDGE.referral_outcome(triage).guideline}")
+
+
+def _referral(row, rng, options) -> list[QA]:
+    stage = str(row["stage"])
+    answer = f"{findings_sentence(row, rng)} Stage: {stage_name(stage)}. {_referral_text(row, rng)}"
+    return [_qa(rng.choice(["Should this patient be referred, and how urgently? Explain.",
+                            "What referral does this scan warrant? Give the findings and the stage first."]),
+                answer), _qa("How urgent is a referral for this patient?", _referral_text(row, rng))]
+
+
+def _full_report(row, stage: str, rng) -> str:
+    return (f"{findings_sentence(row, rng, absences=3)} Stage: {stage_name(stage)}, since "
+            f"{_stage_reason(row, stage, rng)}. {_why_not(row, stage, rng)} {_referral_text(row, rng)}")
+
+
+def _report_writing(row, rng, options) -> list[QA]:
+    report = str(row.get("report") or "").strip()
+    qas = [_qa(rng.choice(["Write a report for this OCT scan.", "Write a clinical report of this B-scan."]),
+               report or findings_sentence(row, rng, absences=3))]
+    qas.append(_qa("Summarise the key findings in one sentence.", findings_sentence(row, rng, absences=1)))
+    return qas
+
+
+def _full_reports(row, rng, options) -> list[QA]:
+    stage = str(row["stage"])
+    return [_qa("Write a full report of this scan: the findings, the stage, the referral, and why the "
+                "stage is neither more nor less advanced.", _full_report(row, stage, rng))]
+
+
+def _staging_accuracy(row, rng, options) -> list[QA]:
+    stage = str(row["stage"])
+    if options.get("guidelines"):
+        question = ("Stage the AMD in this scan using these guidelines:\n"
+                    f"{KNOWLEDGE.staging_guidelines()}\nWhich stage is it?")
+    else:
+        question = rng.choice(["What is the AMD stage of this scan?", "Which stage of AMD is shown?"])
+    return [_qa(question, f"{upper_first(stage_name(stage))}.")]
+
+
+def _demo(row, rng, options) -> list[QA]:
+    return _description(row, rng, options)[:2] + _specific(row, rng, options)[:2] + _staging_accuracy(row, rng, {})
+
+
+BUILDERS: dict[str, Builder] = {
+    "tabular": _tabular, "biomarkers": _biomarkers, "specific": _specific, "description": _description,
+    "staging_intro": _staging_intro, "staging_logic": _staging_logic, "referral": _referral,
+    "report_writing": _report_writing, "full_report": _full_reports, "staging_accuracy": _staging_accuracy,
+    "demo": _demo,
+}
+
+
+def _given(row: Mapping[str, Any], key: str) -> bool:
+    value = row.get(key)
+    return value is not None and value == value and str(value).strip() != ""
+
+
+def build_qa(kind: str, row: Mapping[str, Any], num_questions: int, seed: int,
+             options: Mapping[str, Any] | None = None) -> list[QA]:
+    """Up to `num_questions` pairs of module kind `kind` about one image.
+
+    Args:
+        kind: one of `BUILDERS`.
+        row: the image's annotation row (stage and referral columns filled).
+        num_questions: the most pairs to return.
+        seed: wording seed (the same seed gives the same pairs).
+        options: module options, e.g. `{"guidelines": True}` for staging accuracy.
+
+    Raises:
+        KeyError: unknown kind.
+    """
+    if kind not in BUILDERS:
+        raise KeyError(f"no rules builder for module kind {kind!r}; known: {', '.join(BUILDERS)}")
+    rng = random.Random(seed)
+    candidates = BUILDERS[kind](row, rng, options or {})
+    return candidates[:num_questions]

@@ -1,0 +1,105 @@
+"""The three ways a closed-ended task is put to a model.
+
+- `two_step`: the reference protocol. The model writes a report about the image, then answers the
+  task question with its own report as context; the answer text is parsed.
+- `direct`: the task question alone; the answer text is parsed.
+- `likelihood`: every option's length-normalised log-probability given image and question; the
+  most probable option is the prediction (no generation, no parsing, never invalid).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from evaluation.parser import parse_answer
+from evaluation.tasks import Task
+from evaluation.vision_models import VisionAnswerer
+
+logger = logging.getLogger(__name__)
+ANSWER_MODES = ("two_step", "direct", "likelihood")
+
+
+@dataclass
+class Answer:
+    """One model's answer to one task on one image."""
+
+    prediction: str | None
+    prompt: str
+    raw_answer: str | None = None
+    report: str | None = None
+    option_scores: dict[str, float] | None = None
+    mode: str = ""
+
+
+@dataclass
+class ReportCache:
+    """Reports written in step one of `two_step`, reused by every task of the same model."""
+
+    reports: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def get_or_write(self, answerer: VisionAnswerer, image_ids: Sequence[str], images: Sequence[Image.Image],
+                     question: str) -> list[str]:
+        missing = [i for i, image_id in enumerate(image_ids) if (answerer.name, image_id) not in self.reports]
+        if missing:
+            written = answerer.generate([images[i] for i in missing], [question] * len(missing))
+            for i, report in zip(missing, written):
+                self.reports[(answerer.name, image_ids[i])] = report
+        return [self.reports[(answerer.name, image_id)] for image_id in image_ids]
+
+
+def effective_mode(answerer: VisionAnswerer, mode: str, fallback: str) -> str:
+    """The mode actually used: `fallback` when `likelihood` is asked of a text-only endpoint.
+
+    Raises:
+        ValueError: unknown mode.
+    """
+    if mode not in ANSWER_MODES or fallback not in ANSWER_MODES[:2]:
+        raise ValueError(f"answer_mode {mode!r} / text_only_fallback {fallback!r}: choose answer_mode from "
+                         f"{', '.join(ANSWER_MODES)} and the fallback from two_step, direct")
+    if mode == "likelihood" and not answerer.supports_likelihood:
+        logger.warning("%s cannot score options (no token probabilities); using %s instead",
+                       answerer.name, fallback)
+        return fallback
+    return mode
+
+
+def answer_task(answerer: VisionAnswerer, task: Task, image_ids: Sequence[str], images: Sequence[Image.Image],
+                mode: str, prompts: Mapping[str, Any], reports: ReportCache | None = None) -> list[Answer]:
+    """Ask one task of one model on a list of images.
+
+    Args:
+        answerer: the model.
+        task: the task.
+        image_ids: ids of `images` (keys of the report cache).
+        images: model-ready scans (centre crops).
+        mode: one of ANSWER_MODES (already made effective for this answerer).
+        prompts: `report_question` and `two_step_template` (with `{report}` and `{question}`).
+        reports: cache of step-one reports, shared across tasks.
+
+    Returns:
+        One Answer per image.
+    """
+    if mode == "likelihood":
+        classes = list(task.classes)
+        options = [task.option_texts[c] for c in classes]
+        scores = answerer.score_options(images, task.question, options, end_of_turn=task.complete_answer)
+        return [Answer(prediction=classes[int(row.argmax())], prompt=task.question,
+                       option_scores={c: float(v) for c, v in zip(classes, row)}, mode=mode)
+                for row in scores]
+    if mode == "direct":
+        texts = answerer.generate(images, [task.question] * len(images))
+        return [Answer(parse_answer(t, task), task.question, raw_answer=t, mode=mode) for t in texts]
+    if mode == "two_step":
+        cache = reports if reports is not None else ReportCache()
+        written = cache.get_or_write(answerer, image_ids, images, str(prompts["report_question"]))
+        template = str(prompts["two_step_template"])
+        questions = [template.format(report=r, question=task.question) for r in written]
+        texts = answerer.generate(images, questions)
+        return [Answer(parse_answer(t, task), q, raw_answer=t, report=r, mode=mode)
+                for t, q, r in zip(texts, questions, written)]
+    raise ValueError(f"unknown answer mode {mode!r}; choose one of {', '.join(ANSWER_MODES)}")

@@ -1,0 +1,120 @@
+"""Closed-ended evaluation: several registry models, one task group, the same test images.
+
+`run_closed_ended_evaluation(cfg)` is what `run/closed_ended_evaluation.py` calls. It writes into
+the run folder: `predictions.jsonl` (one line per model, task and image), `metrics.json`,
+`metrics.csv`, `per_class.csv`, `comparisons.csv` and `figures/`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from dataset.runtime import prepare_run
+from evaluation.answer_modes import ReportCache, answer_task, effective_mode
+from evaluation.data import load_evaluation_table, load_model_images
+from evaluation.figures import write_figures
+from evaluation.outputs import PREDICTIONS_FILE, write_jsonl, write_metrics
+from evaluation.scoring import PREDICTION_COLUMNS, majority_predictions, score_all
+from evaluation.tasks import Task, build_tasks
+from evaluation.vision_models import build_answerer, load_registry_entry
+
+logger = logging.getLogger(__name__)
+
+
+def model_names(cfg: DictConfig) -> list[str]:
+    """The registry names to evaluate: `models` (a list) or else the selected `pretrained_models`."""
+    names = cfg.get("models")
+    if names:
+        return [str(n) for n in (names if not isinstance(names, str) else [names])]
+    return [str(cfg.pretrained_models.name)]
+
+
+def build_task_list(task_cfg: DictConfig) -> list[Task]:
+    """The tasks of the selected `dataset/task` config."""
+    spec = OmegaConf.to_container(task_cfg, resolve=True)
+    return build_tasks(str(spec["group"]), spec, spec.get("biomarkers"))
+
+
+def _prediction_rows(model: str, task: Task, rows: pd.DataFrame, answers) -> list[dict[str, Any]]:
+    return [{"model": model, "task": task.name, "image_id": str(row["image_id"]),
+             "patient_id": str(row["patient_id"]), "label": task.label_of(row), "prediction": a.prediction,
+             "prompt": a.prompt, "raw_answer": a.raw_answer, "report": a.report,
+             "option_scores": a.option_scores, "mode": a.mode}
+            for (_, row), a in zip(rows.iterrows(), answers)]
+
+
+def evaluate_model(name: str, cfg: DictConfig, tasks: list[Task], rows: pd.DataFrame, images) -> list[dict]:
+    """Every task of one registry model on the evaluation images; prediction records."""
+    evaluation_cfg = cfg.evaluation
+    answerer = build_answerer(load_registry_entry(name, cfg), cfg.paths, evaluation_cfg.generation)
+    try:
+        mode = effective_mode(answerer, str(evaluation_cfg.answer_mode),
+                              str(evaluation_cfg.text_only_fallback))
+        reports = ReportCache()
+        records = []
+        image_ids = rows["image_id"].astype(str).tolist()
+        for task in tasks:
+            logger.info("%s: %s (%s, %d images)", name, task.name, mode, len(rows))
+            answers = answer_task(answerer, task, image_ids, images, mode, evaluation_cfg.prompts, reports)
+            records += _prediction_rows(name, task, rows, answers)
+        return records
+    finally:
+        answerer.close()
+
+
+def summarise(results: list[dict[str, Any]]) -> None:
+    """Log the headline numbers of every model and task."""
+    for r in results:
+        m = r["metrics"]
+        logger.info("%-28s %-30s acc %.3f  macro-F1 %.3f  ref-F1 %.3f [%.3f, %.3f]  invalid %.1f%%",
+                    r["model"], r["task"], m["accuracy"]["value"], m["macro_f1"]["value"],
+                    m["reference_f1"]["value"], m["reference_f1"]["ci_low"], m["reference_f1"]["ci_high"],
+                    100 * m["invalid_rate"]["value"])
+
+
+def score_and_write(run_dir: Path, records: list[dict[str, Any]], tasks: list[Task], cfg: DictConfig,
+                    extra: dict[str, Any]) -> dict[str, Any]:
+    """Metrics, comparisons, figures and files for a set of prediction records."""
+    stats_cfg = cfg.evaluation.statistics
+    frame = pd.DataFrame(records, columns=list(PREDICTION_COLUMNS)) if records else pd.DataFrame(
+        columns=list(PREDICTION_COLUMNS))
+    frame = frame.astype(object).where(frame.notna(), None)
+    results, comparisons = score_all(frame, tasks, int(stats_cfg.n_resamples), int(stats_cfg.seed))
+    summarise(results)
+    paths = write_metrics(run_dir, results, comparisons, extra)
+    figures = write_figures(run_dir, results) if cfg.evaluation.get("figures", True) else []
+    return {"run_dir": run_dir, "results": results, "comparisons": comparisons,
+            "files": {**paths, "figures": figures}}
+
+
+def run_closed_ended_evaluation(cfg: DictConfig) -> dict[str, Any]:
+    """Evaluate the configured models on the configured closed-ended task group.
+
+    Args:
+        cfg: the composed `closed_ended_evaluation` config.
+
+    Returns:
+        {"run_dir", "results", "comparisons", "files"}; `results` has one entry per model and task,
+        the majority-class baseline included.
+    """
+    run_dir = prepare_run(cfg)
+    tasks = build_task_list(cfg.dataset.task)
+    table, rows = load_evaluation_table(cfg.dataset, str(cfg.evaluation.split),
+                                        cfg.evaluation.get("max_images"))
+    images = load_model_images(rows, cfg.dataset)
+    names = model_names(cfg)
+    records: list[dict[str, Any]] = []
+    for name in names:
+        records += evaluate_model(name, cfg, tasks, rows, images)
+    train = table[table["split"] == "train"] if "split" in table.columns else None
+    baseline = [r for task in tasks for r in majority_predictions(task, rows, train).to_dict("records")]
+    write_jsonl(run_dir / PREDICTIONS_FILE, records)
+    extra = {"models": names, "tasks": [t.name for t in tasks],
+             "answer_mode": str(cfg.evaluation.answer_mode), "split": str(cfg.evaluation.split),
+             "n_images": len(rows)}
+    return score_and_write(run_dir, records + baseline, tasks, cfg, extra)

@@ -1,0 +1,247 @@
+"""Map a free-text answer to a task's class, aware of negation and word order.
+
+"No signs of late wet AMD; this is intermediate AMD" names two stages; the first is denied, so the
+answer is intermediate. The parser finds every mention of a class (phrasings in
+`answer_lexicon.yaml`, biomarker synonyms in `dataset/clinical/amd_oct.yaml`), decides for each
+whether it is asserted or denied (a negation cue earlier in the same clause, or a denial right
+after it), ranks the asserted ones (after an answer cue > after a contrast > plain) and returns the
+winner, or None (invalid) when nothing maps, the answer hedges between classes, or it names only
+an unspecific group such as "late wet AMD" without its activity.
+
+Hand-written because no well-kept library parses clinical answers; negation handling follows the
+NegEx idea (trigger words with a clause-bounded scope).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from dataset.clinical import REFERRALS, STAGES, load_knowledge
+from evaluation.tasks import ABSENT, PRESENT, Task
+
+LEXICON_FILE = Path(__file__).with_name("answer_lexicon.yaml")
+FLAGS = re.IGNORECASE
+TIER_PLAIN, TIER_CONTRAST, TIER_ANSWER = 1, 2, 3
+SENTENCE_END = re.compile(r"[.!?\n]")
+
+
+@dataclass(frozen=True)
+class Mention:
+    """A class named in an answer: span, class (None for an unspecific group), denial, rank."""
+
+    start: int
+    end: int
+    value: str | None
+    negated: bool
+    tier: int
+
+
+def _compile(patterns: list[str]) -> list[re.Pattern]:
+    return [re.compile(p, FLAGS) for p in patterns]
+
+
+def _phrase_pattern(phrase: str) -> str:
+    """A regex for a display name or id: words joined by spaces, underscores or hyphens, brackets
+    optional, a trailing 'AMD' optional."""
+    words = re.findall(r"[a-z0-9]+", phrase.lower().replace("amd", ""))
+    body = r"[\s_-]*\(?".join(re.escape(w) for w in words)
+    return rf"\b{body}\)?(?:\s+AMD)?\b"
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """The compiled `answer_lexicon.yaml` plus clinical synonyms."""
+
+    classes: dict[str, list[tuple[str | None, re.Pattern]]]  # task kind or biomarker id -> patterns
+    negation_before: re.Pattern
+    list_negation: re.Pattern
+    negation_after: re.Pattern
+    affirmation_after: re.Pattern
+    scope_break: re.Pattern
+    answer_cue: re.Pattern
+    contrast_cue: re.Pattern
+    hedge: re.Pattern
+    yes_answer: re.Pattern
+    no_answer: re.Pattern
+    healthy_absent: re.Pattern
+
+
+def _check_ids(section: dict, known: tuple[str, ...], name: str, path: Path) -> None:
+    unknown = set(section) - set(known)
+    missing = set(known) - set(section)
+    if unknown or missing:
+        raise ValueError(f"{path}: section {name!r} must list exactly {', '.join(known)} "
+                         f"(unknown: {sorted(unknown)}, missing: {sorted(missing)})")
+
+
+@lru_cache(maxsize=None)
+def load_lexicon(path: str | Path = LEXICON_FILE) -> Lexicon:
+    """Read and compile the answer lexicon.
+
+    Raises:
+        ValueError: a class id is not a stage / referral id of `dataset.clinical`.
+    """
+    path = Path(path)
+    raw = yaml.safe_load(path.read_text())
+    _check_ids(raw["stages"], STAGES, "stages", path)
+    _check_ids(raw["referrals"], REFERRALS, "referrals", path)
+    knowledge = load_knowledge()
+    staging: list[tuple[str | None, re.Pattern]] = []
+    for stage in knowledge.stages:
+        # Single words ("early") are too loose as free phrases ("early signs", "intermediate-sized
+        # drusen"); the lexicon's context-checked patterns and `_exact` cover them.
+        extra = [_phrase_pattern(p) for p in (stage.id, stage.name)
+                 if len(re.findall(r"[a-z0-9]+", p.lower().replace("amd", ""))) > 1]
+        staging += [(stage.id, p) for p in _compile(raw["stages"][stage.id] + extra)]
+    staging += [(None, p) for p in _compile(raw["ambiguous_stages"])]
+    # Referral display names such as "not seen" are too common as plain phrases ("fluid is not
+    # seen"); only the lexicon's phrasings and the underscored ids count.
+    referral = [(r, p) for r in REFERRALS
+                for p in _compile(raw["referrals"][r] + [rf"\b{re.escape(r)}\b"])]
+    classes: dict[str, list[tuple[str | None, re.Pattern]]] = {"staging": staging, "referral": referral}
+    for biomarker in knowledge.biomarkers.values():
+        phrases = sorted({biomarker.name, biomarker.id, *biomarker.synonyms}, key=len, reverse=True)
+        classes[biomarker.id] = [(PRESENT, re.compile(_phrase_pattern(p) if "_" in p else
+                                                      rf"\b{re.escape(p)}\b", FLAGS)) for p in phrases]
+    single = {k: re.compile(raw[k], FLAGS) for k in (
+        "negation_before", "list_negation", "negation_after", "affirmation_after", "scope_break",
+        "answer_cue", "contrast_cue", "hedge", "yes_answer", "no_answer", "healthy_absent")}
+    return Lexicon(classes=classes, **single)
+
+
+def _find_spans(text: str,
+                patterns: list[tuple[str | None, re.Pattern]]) -> list[tuple[int, int, str | None]]:
+    """All class mentions, overlaps resolved in favour of the longer (more specific) phrase."""
+    found = [(m.start(), m.end(), value) for value, pattern in patterns for m in pattern.finditer(text)
+             if m.end() > m.start()]
+    found.sort(key=lambda s: (-(s[1] - s[0]), s[0]))
+    kept: list[tuple[int, int, str | None]] = []
+    for span in found:
+        if all(span[1] <= k[0] or span[0] >= k[1] for k in kept):
+            kept.append(span)
+    return sorted(kept)
+
+
+def _last_end(pattern: re.Pattern, text: str) -> int:
+    ends = [m.end() for m in pattern.finditer(text)]
+    return ends[-1] if ends else 0
+
+
+def _is_negated(text: str, start: int, end: int, lex: Lexicon, lists_cross_commas: bool) -> bool:
+    scope = text[_last_end(lex.scope_break, text[:start]):start]
+    after = text[end:]
+    next_break = lex.scope_break.search(after)
+    after = after[:next_break.start()] if next_break else after
+    if lex.negation_after.search(after):
+        return True
+    comma = scope.rfind(",")
+    clause = scope[comma + 1:] if comma >= 0 else scope
+    if lex.negation_before.search(clause):
+        return True
+    # "no drusen, PED or SRF" denies all three, unless the later item is affirmed ("no SRF, IRF present").
+    if comma >= 0 and lists_cross_commas and lex.list_negation.search(scope[:comma]):
+        return not lex.affirmation_after.search(after)
+    return False
+
+
+def _tier(text: str, start: int, lex: Lexicon) -> int:
+    sentence = text[_last_end(SENTENCE_END, text[:start]):start]
+    if lex.answer_cue.search(sentence):
+        return TIER_ANSWER
+    if lex.contrast_cue.search(sentence):
+        return TIER_CONTRAST
+    return TIER_PLAIN
+
+
+def find_mentions(text: str, key: str, lexicon: Lexicon | None = None) -> list[Mention]:
+    """Every mention of a class in `text`, in order.
+
+    Args:
+        text: the answer.
+        key: `staging`, `referral` or a biomarker id.
+        lexicon: default the shipped one.
+
+    Returns:
+        Mentions with their class (`present` for a biomarker), denial and rank.
+    """
+    lex = lexicon or load_lexicon()
+    lists_cross_commas = key not in ("staging", "referral")
+    return [Mention(s, e, value, _is_negated(text, s, e, lex, lists_cross_commas), _tier(text, s, lex))
+            for s, e, value in _find_spans(text, lex.classes[key])]
+
+
+def _exact(text: str, task: Task) -> str | None:
+    """A bare class id or display name as the whole answer ("Late dry AMD.", "not_seen")."""
+    knowledge = load_knowledge()
+    cleaned = re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+    names = {o.id: o.name for o in (knowledge.stages if task.kind == "staging" else knowledge.referral)}
+    for class_id in task.classes:
+        display = re.sub(r"[^a-z0-9]+", " ", names.get(class_id, "").lower()).strip()
+        forms = {class_id.replace("_", " "), display}
+        if cleaned in forms or cleaned in {f.replace(" amd", "").strip() for f in forms}:
+            return class_id
+    return None
+
+
+def _choose(text: str, asserted: list[Mention], lex: Lexicon) -> str | None:
+    best = max(m.tier for m in asserted)
+    top = [m for m in asserted if m.tier == best]
+    for left, right in zip(top, top[1:]):
+        if left.value != right.value and lex.hedge.search(text[left.end:right.start]):
+            return None
+    if best == TIER_ANSWER:
+        # The conclusion that comes last wins; within its sentence, the first class after the cue.
+        last_sentence = _last_end(SENTENCE_END, text[:top[-1].start])
+        return next(m for m in top if m.start >= last_sentence).value
+    if best == TIER_CONTRAST:
+        return top[-1].value
+    return top[0].value
+
+
+def parse_answer(text: str | None, task: Task, lexicon: Lexicon | None = None) -> str | None:
+    """The class an answer gives, or None when it cannot be mapped (an invalid answer).
+
+    Args:
+        text: free-text answer (None or empty is invalid).
+        task: the closed-ended task asked.
+        lexicon: default the shipped `answer_lexicon.yaml`.
+
+    Returns:
+        A class id of `task.classes`, or None.
+
+    Example:
+        >>> from evaluation.tasks import build_tasks
+        >>> staging = build_tasks("staging", {"question": "What is the AMD stage of this scan?"})[0]
+        >>> parse_answer("No signs of late wet AMD; this is intermediate AMD.", staging)
+        'intermediate'
+    """
+    if not text or not text.strip():
+        return None
+    lex = lexicon or load_lexicon()
+    if task.kind == "biomarker":
+        return _parse_biomarker(text, task, lex)
+    exact = _exact(text, task)
+    if exact:
+        return exact
+    asserted = [m for m in find_mentions(text, task.kind, lex) if not m.negated]
+    return _choose(text, asserted, lex) if asserted else None
+
+
+def _parse_biomarker(text: str, task: Task, lex: Lexicon) -> str | None:
+    if lex.yes_answer.search(text):
+        return PRESENT
+    if lex.no_answer.search(text):
+        return ABSENT
+    mentions = find_mentions(text, task.biomarker, lex)
+    if mentions:
+        best = max(m.tier for m in mentions)
+        top = [m for m in mentions if m.tier == best]
+        return PRESENT if any(not m.negated for m in top) else ABSENT
+    if lex.healthy_absent.search(text):
+        return ABSENT
+    return None

@@ -1,0 +1,193 @@
+"""The models an evaluation asks: registry entries behind one small interface.
+
+A `VisionAnswerer` answers questions about images (free text) and, when it can see its own token
+probabilities, scores answer options. Local Hugging Face image-text-to-text directories (the
+trained specialist, LLaVA-Med conversions) support both; OpenAI-compatible vision endpoints
+(gpt-4o, vLLM, `transformers serve`) answer in text only.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+
+from models.registry import ResolvedModel, resolve_model
+
+logger = logging.getLogger(__name__)
+REGISTRY_DIR = Path(__file__).resolve().parents[1] / "configs" / "pretrained_models"
+
+
+@runtime_checkable
+class VisionAnswerer(Protocol):
+    """A model under evaluation."""
+
+    name: str
+    #: whether `score_options` works (needs the model's token probabilities).
+    supports_likelihood: bool
+
+    def generate(self, images: Sequence[Image.Image], questions: Sequence[str]) -> list[str]:
+        """One free-text answer per (image, question)."""
+        ...
+
+    def score_options(self, images: Sequence[Image.Image], question: str, options: Sequence[str],
+                      end_of_turn: bool = True) -> np.ndarray:
+        """[num_images, num_options] length-normalised option log-probabilities."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+class LocalVisionModel:
+    """A local Hugging Face image-text-to-text directory, loaded with stock transformers."""
+
+    supports_likelihood = True
+
+    def __init__(self, name: str, path: str | Path, batch_size: int = 8, max_new_tokens: int = 128,
+                 device: str | None = None, score_batch_size: int = 32):
+        from models import load_vlm
+
+        self.name = name
+        self.model, self.processor = load_vlm(path, device=device)
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+        self.score_batch_size = score_batch_size
+
+    def generate(self, images: Sequence[Image.Image], questions: Sequence[str]) -> list[str]:
+        from models import generate_answers
+
+        return generate_answers(self.model, self.processor, list(images), list(questions),
+                                max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
+                                progress=len(images) > self.batch_size)
+
+    def score_options(self, images: Sequence[Image.Image], question: str, options: Sequence[str],
+                      end_of_turn: bool = True) -> np.ndarray:
+        from evaluation.likelihood import score_options
+
+        return score_options(self.model, self.processor, images, question, options,
+                             batch_size=self.score_batch_size, progress=len(images) > self.batch_size,
+                             end_of_turn=end_of_turn)
+
+    def close(self) -> None:
+        self.model = self.processor = None
+
+
+def image_data_url(image: Image.Image) -> str:
+    """A PNG data URL of an image, as OpenAI-style vision messages carry images."""
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+class OpenAIVisionModel:
+    """An OpenAI-compatible chat endpoint that accepts images (gpt-4o, vLLM, `transformers serve`).
+
+    The API key comes from `curriculum.secrets` (environment or paths config) and never leaves
+    the client: errors are re-raised with it scrubbed.
+    """
+
+    supports_likelihood = False
+
+    def __init__(self, name: str, model: str, base_url: str | None, paths_cfg: Mapping[str, Any] | None,
+                 max_new_tokens: int = 128, concurrency: int = 4, timeout_s: float = 120.0,
+                 api_key_env: str = "OPENAI_API_KEY", temperature: float = 0.0):
+        from openai import OpenAI
+
+        from curriculum.secrets import require_api_key, resolve_api_key
+
+        if base_url:  # a self-hosted server usually needs no key; send a placeholder then
+            key = resolve_api_key(paths_cfg, api_key_env) or "not-needed"
+        else:
+            key = require_api_key(paths_cfg, api_key_env, model=model)
+        self.name = name
+        self.model = model
+        self.max_new_tokens = max_new_tokens
+        self.concurrency = max(1, concurrency)
+        self.temperature = temperature
+        self.client = OpenAI(api_key=key, base_url=base_url or None, timeout=timeout_s, max_retries=3)
+
+    def _ask(self, image: Image.Image, question: str) -> str:
+        from curriculum.secrets import redact
+
+        # Image first, then the question: the order the specialist's own prompts use.
+        content = [{"type": "image_url", "image_url": {"url": image_data_url(image)}},
+                   {"type": "text", "text": question}]
+        try:
+            reply = self.client.chat.completions.create(
+                model=self.model, messages=[{"role": "user", "content": content}],
+                max_tokens=self.max_new_tokens, temperature=self.temperature)
+        except Exception as err:  # noqa: BLE001 - re-raised below with any secret scrubbed
+            raise RuntimeError(f"{self.name}: request to the vision endpoint failed: {redact(err)}") from None
+        return (reply.choices[0].message.content or "").strip()
+
+    def generate(self, images: Sequence[Image.Image], questions: Sequence[str]) -> list[str]:
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return list(pool.map(self._ask, images, questions))
+
+    def score_options(self, images, question, options, end_of_turn: bool = True) -> np.ndarray:
+        raise NotImplementedError(f"{self.name} is an API endpoint without token probabilities; use "
+                                  "answer_mode=two_step or direct for it")
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def load_registry_entry(name: str, cfg: DictConfig) -> DictConfig:
+    """The registry entry `name`, with `${paths.*}` resolved against the run's config.
+
+    The entry selected on the command line (`pretrained_models=<name>`) is taken from `cfg` itself,
+    so overrides such as `pretrained_models.path=...` apply.
+
+    Raises:
+        FileNotFoundError: no `configs/pretrained_models/<name>.yaml`.
+    """
+    selected = cfg.get("pretrained_models")
+    if selected is not None and selected.get("name") == name:
+        return selected
+    registry_dir = Path(cfg.get("registry_dir") or REGISTRY_DIR)
+    path = registry_dir / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in registry_dir.glob("*.yaml")))
+        raise FileNotFoundError(f"no registry entry {path}; known models: {known}")
+    merged = OmegaConf.merge({"paths": cfg.paths}, {"entry": OmegaConf.load(path)})
+    return merged.entry
+
+
+def build_answerer(entry_cfg: Mapping[str, Any], paths_cfg: Mapping[str, Any] | None,
+                   generation_cfg: Mapping[str, Any]) -> VisionAnswerer:
+    """Resolve a registry entry and open it for evaluation.
+
+    Args:
+        entry_cfg: a `configs/pretrained_models/<name>.yaml` entry.
+        paths_cfg: the `paths` config (API key lookup).
+        generation_cfg: `batch_size`, `score_batch_size`, `max_new_tokens`, `concurrency`, `device`.
+
+    Raises:
+        ValueError: the entry is `new` (an untrained build has nothing to evaluate).
+        models.registry.ModelNotFoundError: a local directory is missing (the message says how to make it).
+    """
+    resolved: ResolvedModel = resolve_model(entry_cfg)
+    batch_size = int(generation_cfg.get("batch_size", 8))
+    max_new_tokens = int(generation_cfg.get("max_new_tokens", 128))
+    if resolved.kind == "local":
+        return LocalVisionModel(resolved.name, resolved.path, batch_size=batch_size,
+                                max_new_tokens=max_new_tokens, device=generation_cfg.get("device"),
+                                score_batch_size=int(generation_cfg.get("score_batch_size", 32)))
+    if resolved.kind == "openai":
+        options = resolved.options
+        return OpenAIVisionModel(resolved.name, model=str(options.get("model")),
+                                 base_url=options.get("base_url"), paths_cfg=paths_cfg,
+                                 max_new_tokens=max_new_tokens,
+                                 concurrency=int(generation_cfg.get("concurrency", 4)),
+                                 api_key_env=str(options.get("api_key_env") or "OPENAI_API_KEY"))
+    raise ValueError(f"pretrained_models={resolved.name} is a fresh untrained build; evaluate a trained "
+                     "model, e.g. pretrained_models=specialist_v5_192px")

@@ -1,0 +1,57 @@
+"""Text decoder builders: a tiny random Llama (the embedded default) or a local Llama-3 directory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, PretrainedConfig
+
+
+@dataclass
+class TextDecoderSpec:
+    """The LLM half of the composite: its config, and for a pretrained one its weights and tokenizer."""
+
+    config: PretrainedConfig
+    pretrained: Any = None
+    tokenizer: Any = None
+
+
+def build_text_decoder(cfg: Mapping[str, Any], vocab_size: int | None = None) -> TextDecoderSpec:
+    """Build the text decoder spec from a `configs/model/text_decoder/*.yaml` entry.
+
+    Args:
+        cfg: `kind: llama` (random, sizes in the config) or `kind: pretrained` with `path` to a
+            local Llama-architecture directory (e.g. Meta-Llama-3-8B-Instruct).
+        vocab_size: vocabulary of the trained tokenizer (random decoder only).
+
+    Raises:
+        ValueError: unknown kind or a missing pretrained path.
+    """
+    kind = cfg.get("kind", "llama")
+    if kind == "llama":
+        config = LlamaConfig(
+            vocab_size=int(vocab_size or cfg.get("vocab_size", 2048)),
+            hidden_size=int(cfg.get("hidden_size", 256)),
+            intermediate_size=int(cfg.get("intermediate_size", 704)),
+            num_hidden_layers=int(cfg.get("num_hidden_layers", 4)),
+            num_attention_heads=int(cfg.get("num_attention_heads", 4)),
+            num_key_value_heads=int(cfg.get("num_key_value_heads", cfg.get("num_attention_heads", 4))),
+            max_position_embeddings=int(cfg.get("max_position_embeddings", 1024)),
+            rope_theta=float(cfg.get("rope_theta", 10000.0)),
+            tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        )
+        return TextDecoderSpec(config=config)
+    if kind == "pretrained":
+        path = cfg.get("path")
+        if not path or str(path) == "???" or not Path(str(path)).is_dir():
+            raise ValueError(f"model.text_decoder.path={path!r} is not a local directory; download a "
+                             "Llama-architecture model (e.g. Meta-Llama-3-8B-Instruct) and pass "
+                             "model.text_decoder.path=/its/dir")
+        dtype = cfg.get("dtype", "auto")
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        return TextDecoderSpec(config=AutoConfig.from_pretrained(path), pretrained=model, tokenizer=tokenizer)
+    raise ValueError(f"model.text_decoder.kind={kind!r} is unknown; use 'llama' or 'pretrained'")

@@ -1,0 +1,191 @@
+"""Curriculum data for training: QA records joined to scans, a weighted epoch plan, and collation.
+
+Reads QA records as files (`dataset.qa_records`) and the annotation table
+(`dataset.annotations`); it never imports the curriculum generator. Every random choice (module
+weighting, order, augmentation) is a pure function of (seed, epoch, index), so a run resumed from
+a checkpoint sees exactly the batches an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from dataset.images import load_scan
+from dataset.qa_records import QARecord, read_records
+from dataset.transforms import ScanTransform
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainingExample:
+    """One QA record joined to its image file."""
+
+    record: QARecord
+    image_file: str
+
+
+def load_curriculum(curriculum_dir: str | Path, curricula: Mapping[str, float]) -> dict[str, list[QARecord]]:
+    """Read the records of each named curriculum store.
+
+    Args:
+        curriculum_dir: `${paths.curriculum_dir}`.
+        curricula: store folder name -> sampling weight.
+
+    Returns:
+        Store name -> its records.
+
+    Raises:
+        FileNotFoundError: a store is missing; the message names the generation command.
+    """
+    stores = {}
+    for name in curricula:
+        path = Path(curriculum_dir) / name / "records.jsonl"
+        if not path.is_file():
+            script = "generate_curriculum_part1.py" if "tabular" in name else "generate_curriculum_part2.py"
+            raise FileNotFoundError(
+                f"curriculum store {path} not found; generate it with `python run/{script} dataset=retina "
+                f"model/language_model=rules dataset/task/curriculum={name}` or fix paths.curriculum_dir")
+        stores[name] = read_records(path)
+    return stores
+
+
+def join_split(stores: Mapping[str, list[QARecord]], table: pd.DataFrame, split: str) -> dict[str, list[TrainingExample]]:
+    """Keep the records whose image is in `split`, joined to the image file.
+
+    Records naming an image absent from the table are counted and reported, never silently kept.
+    """
+    files = dict(zip(table["image_id"].astype(str), table["image_file"]))
+    in_split = set(table.loc[table["split"] == split, "image_id"].astype(str))
+    joined: dict[str, list[TrainingExample]] = {}
+    for name, records in stores.items():
+        unknown = [r.image_id for r in records if r.image_id not in files]
+        if unknown:
+            logger.warning("%s: %d records name images missing from the annotation table (e.g. %s); "
+                           "they are left out", name, len(unknown), unknown[:3])
+        joined[name] = [TrainingExample(r, files[r.image_id]) for r in records if r.image_id in in_split]
+        logger.info("%s: %d %s records", name, len(joined[name]), split)
+    return joined
+
+
+class EpochPlan:
+    """The weighted, shuffled order of examples in each epoch.
+
+    A store of n records with weight w contributes round(w * n) draws per epoch (w > 1 repeats
+    records, w < 1 takes a different random subset each epoch).
+
+    Args:
+        sizes: records per store, in store order.
+        weights: sampling weight per store.
+        seed: base seed.
+    """
+
+    def __init__(self, sizes: Sequence[int], weights: Sequence[float], seed: int):
+        self.offsets = np.cumsum([0, *sizes])[:-1]
+        self.sizes = list(sizes)
+        self.weights = list(weights)
+        self.seed = seed
+        self.epoch_length = int(sum(round(w * n) for n, w in zip(sizes, weights)))
+        if self.epoch_length == 0:
+            raise ValueError("the curriculum has no training examples (all stores empty or weighted 0)")
+
+    def order(self, epoch: int) -> np.ndarray:
+        """Global example indices of one epoch."""
+        rng = np.random.default_rng([self.seed, epoch])
+        parts = []
+        for offset, size, weight in zip(self.offsets, self.sizes, self.weights):
+            draws = int(round(weight * size))
+            if draws == 0:
+                continue
+            full, rest = divmod(draws, size)
+            picks = [np.arange(size)] * full + [rng.permutation(size)[:rest]]
+            parts.append(offset + np.concatenate(picks))
+        return rng.permutation(np.concatenate(parts))
+
+
+class PlannedBatchSampler(Sampler):
+    """Yields this process's micro-batches of (index, epoch) keys, from micro-batch `start` on.
+
+    Global micro-batch b covers `batch_size * num_processes` examples of the plan; process k takes
+    its slice. The stream runs over epochs without end; the loop decides when to stop.
+    """
+
+    def __init__(self, plan: EpochPlan, batch_size: int, num_processes: int = 1, process_index: int = 0,
+                 start: int = 0):
+        self.plan = plan
+        self.batch_size = batch_size
+        self.num_processes = num_processes
+        self.process_index = process_index
+        self.start = start
+        self.batches_per_epoch = plan.epoch_length // (batch_size * num_processes)
+        if self.batches_per_epoch == 0:
+            raise ValueError(f"an epoch has {plan.epoch_length} examples, fewer than one global batch of "
+                             f"{batch_size * num_processes}; lower training.batch_size")
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        batch = self.start
+        while True:
+            epoch, position = divmod(batch, self.batches_per_epoch)
+            order = self.plan.order(epoch)
+            global_size = self.batch_size * self.num_processes
+            while position < self.batches_per_epoch:
+                first = position * global_size + self.process_index * self.batch_size
+                yield [(int(i), epoch) for i in order[first:first + self.batch_size]]
+                position += 1
+                batch += 1
+
+    def __len__(self) -> int:  # an endless stream; DataLoader only needs a number
+        return 2**31 - 1
+
+
+class CurriculumDataset(Dataset):
+    """Examples keyed by (index, epoch): the scan (transformed, RGB) with its question and answer.
+
+    Args:
+        examples: joined examples (concatenated over stores, in plan order).
+        transform: scan transform; augmentation draws come from a generator seeded by
+            (`seed`, epoch, index).
+        seed: base seed.
+    """
+
+    def __init__(self, examples: Sequence[TrainingExample], transform: ScanTransform, seed: int = 0):
+        self.examples = list(examples)
+        self.transform = transform
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, key) -> dict:
+        index, epoch = key if isinstance(key, tuple) else (key, 0)
+        example = self.examples[index]
+        rng = np.random.default_rng([self.seed, epoch, index])
+        image = self.transform(load_scan(example.image_file), rng).convert("RGB")
+        return {"image": image, "question": example.record.question, "answer": example.record.answer,
+                "record_id": example.record.record_id}
+
+
+def flatten(joined: Mapping[str, list[TrainingExample]], weights: Mapping[str, float]) -> tuple[list[TrainingExample],
+                                                                                                list[int], list[float]]:
+    """Concatenate stores in a fixed order; returns (examples, sizes, weights) for an EpochPlan."""
+    names = sorted(joined)
+    examples = [e for name in names for e in joined[name]]
+    return examples, [len(joined[n]) for n in names], [float(weights[n]) for n in names]
+
+
+def collate_images(items: Sequence[dict]) -> tuple[list, list[str], list[str]]:
+    """Split a batch of dataset items into images, questions and answers."""
+    return [i["image"] for i in items], [i["question"] for i in items], [i["answer"] for i in items]
+
+
+def stack(tensors: Sequence[torch.Tensor], value: int) -> torch.Tensor:
+    """Right-pad 1-D tensors to one length and stack them."""
+    return torch.nn.utils.rnn.pad_sequence(list(tensors), batch_first=True, padding_value=value)

@@ -1,0 +1,159 @@
+"""The optimisation loop: gradient accumulation, clipping, LR schedule, evaluation, checkpoints.
+
+Runs unchanged on one CPU, one GPU or many processes under `accelerate launch`: accelerate wraps
+the model (DDP/FSDP) and the optimiser; batches come from a deterministic planned sampler so that
+resuming at step s replays exactly the batches an uninterrupted run would see from s on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+
+from models.training.checkpoint import find_resumable, save_checkpoint
+from models.training.collate import QACollator
+from models.training.data import CurriculumDataset, EpochPlan, PlannedBatchSampler
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LoopResult:
+    """What a training loop reports: steps done, losses, wall time."""
+
+    steps: int
+    start_step: int
+    train_losses: list[tuple[int, float]] = field(default_factory=list)
+    eval_losses: list[tuple[int, float]] = field(default_factory=list)
+    wall_time_s: float = 0.0
+
+
+def build_optimizer(model, cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
+    """AdamW over trainable parameters; no weight decay on biases and norms (1-D tensors)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": float(cfg.get("weight_decay", 0.0))},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=float(cfg["learning_rate"]), betas=tuple(cfg.get("betas", (0.9, 0.999))))
+
+
+def run_training_loop(accelerator, model, collator: QACollator, train_set: CurriculumDataset, plan: EpochPlan,
+                      eval_set: CurriculumDataset | None, cfg: Mapping[str, Any], checkpoint_dir: Path,
+                      fingerprint: str) -> LoopResult:
+    """Train for `cfg.max_steps` optimiser steps, resuming from the newest matching checkpoint.
+
+    Args:
+        accelerator: an `accelerate.Accelerator` (trackers already initialised).
+        model: the model with its trainable policy applied (not yet prepared).
+        collator: builds batches with answer-only labels.
+        train_set, plan: training examples and their weighted epoch plan.
+        eval_set: validation examples (centre crops) or None.
+        cfg: the `training` config node.
+        checkpoint_dir: folder of this configuration's checkpoints.
+        fingerprint: configuration hash stored with checkpoints.
+
+    Returns:
+        Steps, loss curves and wall time.
+    """
+    started = time.perf_counter()
+    max_steps = int(cfg["max_steps"])
+    accumulation = int(cfg.get("gradient_accumulation_steps", 1))
+    optimizer = build_optimizer(model, cfg)
+    scheduler = get_scheduler(cfg.get("lr_schedule", "cosine"), optimizer,
+                              num_warmup_steps=int(cfg.get("warmup_steps", 0)), num_training_steps=max_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    # Not prepared: accelerate would step it once per process; registered so it is checkpointed.
+    accelerator.register_for_checkpointing(scheduler)
+    start_step = 0
+    resumable = find_resumable(checkpoint_dir, fingerprint) if cfg.get("resume", True) else None
+    if resumable:
+        accelerator.load_state(str(resumable[0]))
+        start_step = resumable[1]
+        logger.info("resumed from %s (step %d)", resumable[0], start_step)
+    sampler = PlannedBatchSampler(plan, int(cfg["batch_size"]), accelerator.num_processes,
+                                  accelerator.process_index, start=start_step * accumulation)
+    loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collator,
+                        num_workers=int(cfg.get("num_workers", 0)))
+    result = LoopResult(steps=start_step, start_step=start_step)
+    batches = iter(loader)
+    progress = tqdm(range(start_step, max_steps), initial=start_step, total=max_steps, desc="training",
+                    disable=not accelerator.is_local_main_process)
+    model.train()
+    window: list[float] = []
+    for step in progress:
+        loss = _optimizer_step(accelerator, model, optimizer, scheduler, batches, accumulation,
+                               float(cfg.get("max_grad_norm", 0.0)))
+        window.append(loss)
+        done = step + 1
+        result.steps = done
+        if done % int(cfg.get("log_every", 10)) == 0 or done == max_steps:
+            mean = sum(window) / len(window)
+            window.clear()
+            result.train_losses.append((done, mean))
+            accelerator.log({"train/loss": mean, "train/lr": scheduler.get_last_lr()[0]}, step=done)
+            progress.set_postfix(loss=f"{mean:.3f}")
+        if eval_set is not None and (done % int(cfg.get("eval_every", 100)) == 0 or done == max_steps):
+            eval_loss = evaluate_loss(accelerator, model, collator, eval_set, cfg)
+            result.eval_losses.append((done, eval_loss))
+            accelerator.log({"eval/loss": eval_loss}, step=done)
+            logger.info("step %d: validation loss %.4f", done, eval_loss)
+        if done % int(cfg.get("checkpoint_every", 100)) == 0 or done == max_steps:
+            save_checkpoint(accelerator, checkpoint_dir, done, fingerprint, int(cfg.get("keep_checkpoints", 2)))
+    result.wall_time_s = time.perf_counter() - started
+    return result
+
+
+def _optimizer_step(accelerator, model, optimizer, scheduler, batches, accumulation: int,
+                    max_grad_norm: float) -> float:
+    """One optimiser update over `accumulation` micro-batches; returns the mean loss across processes."""
+    total = torch.zeros((), device=accelerator.device)
+    for micro in range(accumulation):
+        batch = {k: v.to(accelerator.device) for k, v in next(batches).items()}
+        # Skip the gradient all-reduce on all but the last micro-batch.
+        sync = contextlib.nullcontext() if micro == accumulation - 1 else accelerator.no_sync(model)
+        with sync, accelerator.autocast():
+            loss = model(**batch).loss / accumulation
+            accelerator.backward(loss)
+        total += loss.detach()
+    if max_grad_norm > 0:
+        accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return accelerator.reduce(total, reduction="mean").item()
+
+
+@torch.no_grad()
+def evaluate_loss(accelerator, model, collator: QACollator, eval_set: CurriculumDataset,
+                  cfg: Mapping[str, Any]) -> float:
+    """Token-weighted mean answer loss over the validation examples (sharded across processes)."""
+    model.eval()
+    indices = list(range(accelerator.process_index, len(eval_set), accelerator.num_processes))
+    batch_size = int(cfg.get("eval_batch_size", cfg["batch_size"]))
+    loss_sum = torch.zeros((), device=accelerator.device, dtype=torch.float64)
+    tokens = torch.zeros((), device=accelerator.device, dtype=torch.float64)
+    for start in range(0, len(indices), batch_size):
+        batch = collator([eval_set[(i, 0)] for i in indices[start:start + batch_size]])
+        batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+        with accelerator.autocast():
+            loss = model(**batch).loss
+        # The model averages over its shifted answer tokens; weight by their number.
+        count = (batch["labels"][:, 1:] != -100).sum()
+        loss_sum += loss.double() * count
+        tokens += count
+    model.train()
+    loss_sum = accelerator.reduce(loss_sum, reduction="sum")
+    tokens = accelerator.reduce(tokens, reduction="sum")
+    return float(loss_sum / tokens) if tokens > 0 else math.nan

@@ -1,0 +1,171 @@
+"""Curriculum training, config in and results out: what `run/vision_language_pretraining.py` calls.
+
+Outline (torchtune-style, top to bottom): set up the model, the data, the accelerator; run the
+loop; save the model where the registry looks for the task's output; report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration
+from omegaconf import DictConfig, OmegaConf
+
+from dataset.annotations import load_annotations
+from dataset.qa_records import read_records
+from dataset.runtime import prepare_run
+from dataset.transforms import build_scan_transform
+from models.policies import apply_trainable_policy, count_parameters, unwrap_for_saving
+from models.registry import resolve_model
+from models.training.checkpoint import config_fingerprint
+from models.training.collate import QACollator, filter_examples
+from models.training.data import CurriculumDataset, EpochPlan, flatten, join_split, load_curriculum
+from models.training.loop import run_training_loop
+from models.training.trackers import build_trackers
+from models.vlm import build_vlm, check_image_token_count, load_vlm, save_vlm
+
+logger = logging.getLogger(__name__)
+
+
+def run_vision_language_pretraining(cfg: DictConfig) -> dict[str, Any]:
+    """Train the registry model `cfg.pretrained_models` on the task's curricula and save the result.
+
+    Args:
+        cfg: composed `configs/vision_language_pretraining.yaml`.
+
+    Returns:
+        Summary: output model path, steps, loss curves, wall time, parameter counts.
+
+    Raises:
+        FileNotFoundError: a curriculum store or the starting model is missing (message says how
+            to make it).
+    """
+    run_dir = prepare_run(cfg)
+    task, train_cfg = cfg.dataset.task, cfg.training
+    fingerprint = _fingerprint(cfg)
+    checkpoint_dir = Path(train_cfg.checkpoint_dir) / str(task.output_model) / fingerprint
+    accelerator = _build_accelerator(train_cfg, run_dir)
+
+    table = load_annotations(cfg.dataset.annotations_file, cfg.dataset.images_dir)
+    curricula = dict(task.curricula)
+    stores = load_curriculum(cfg.paths.curriculum_dir, curricula)
+    model, processor = _starting_model(cfg, table, checkpoint_dir, accelerator)
+    check_image_token_count(model, processor)
+    if train_cfg.gradient_checkpointing:
+        model.model.language_model.gradient_checkpointing_enable({"use_reentrant": False})
+    model = apply_trainable_policy(model, train_cfg.policy)
+    trainable, total = count_parameters(model)
+
+    collator = QACollator(processor, int(train_cfg.max_length))
+    image_size = (int(cfg.dataset.image_height), int(cfg.dataset.image_width))
+    joined = {name: filter_examples(examples, collator)
+              for name, examples in join_split(stores, table, "train").items()}
+    train_examples, sizes, weights = flatten(joined, curricula)
+    plan = EpochPlan(sizes, weights, seed=int(cfg.seed))
+    train_set = CurriculumDataset(train_examples, build_scan_transform(
+        int(cfg.dataset.crop_size), OmegaConf.to_container(cfg.dataset.augmentation), image_size), int(cfg.seed))
+    eval_set = _validation_set(stores, table, curricula, collator, cfg, image_size)
+
+    accelerator.init_trackers("vision_language_pretraining")
+    result = run_training_loop(accelerator, model, collator, train_set, plan, eval_set, train_cfg,
+                               checkpoint_dir, fingerprint)
+
+    output_dir = Path(cfg.paths.model_dir) / task.output_model
+    if accelerator.is_main_process:
+        save_vlm(unwrap_for_saving(accelerator.unwrap_model(model)), processor, output_dir)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()  # last: it also tears down the process group
+    summary = {"output_model": str(output_dir), "steps": result.steps, "resumed_from_step": result.start_step,
+               "train_loss": result.train_losses, "eval_loss": result.eval_losses,
+               "wall_time_s": round(result.wall_time_s, 1), "trainable_parameters": trainable,
+               "total_parameters": total, "train_examples": len(train_examples),
+               "eval_examples": len(eval_set) if eval_set is not None else 0,
+               "truncated_answers": collator.truncated_answers}
+    if accelerator.is_main_process:
+        (run_dir / "training_summary.json").write_text(json.dumps(summary, indent=2))
+    logger.info("saved %s after %d steps (%.0f s)", output_dir, result.steps, result.wall_time_s)
+    return summary
+
+
+def _fingerprint(cfg) -> str:
+    """Hash of everything that shapes the trained weights (not logging or resume settings)."""
+    values = {key: OmegaConf.to_container(cfg[key], resolve=True)
+              for key in ("model", "training", "pretrained_models")}
+    for key in ("resume", "checkpoint_dir", "keep_checkpoints", "log_with", "log_every", "num_workers"):
+        values["training"].pop(key, None)
+    values.pop("model")["language_model"] = None  # the curriculum LLM does not touch training
+    values["vlm"] = {k: OmegaConf.to_container(cfg.model[k], resolve=True)
+                     for k in ("vision_encoder", "adapter", "text_decoder")}
+    values["task"] = OmegaConf.to_container(cfg.dataset, resolve=True)
+    values["seed"] = int(cfg.seed)
+    return config_fingerprint(values)
+
+
+def _build_accelerator(train_cfg, run_dir: Path) -> Accelerator:
+    # Frozen towers (adapter/LoRA policies) leave parameters without gradients under DDP.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=train_cfg.policy.name != "full")
+    # cpu=True on machines without CUDA makes torchrun-launched processes (`accelerate launch
+    # --multi_gpu`) form a gloo process group instead of running as independent copies.
+    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=str(train_cfg.mixed_precision), kwargs_handlers=[ddp],
+                       log_with=build_trackers(list(train_cfg.log_with), run_dir),
+                       project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir)))
+
+
+def _starting_model(cfg, table, checkpoint_dir: Path, accelerator):
+    """The registry's starting model; for `new`, a fresh build whose tokenizer is trained on the
+    curriculum text (or reloaded from an interrupted run's checkpoint folder, so resume is exact)."""
+    entry = resolve_model(cfg.pretrained_models)
+    if entry.kind == "local":
+        model, processor = load_vlm(entry.path, device="cpu")
+        return model.train(), processor
+    if entry.kind != "new":
+        raise ValueError(f"pretrained_models={entry.name} is an API endpoint ({entry.kind}); it cannot be trained")
+    saved = checkpoint_dir / "processor"
+    torch.manual_seed(int(cfg.seed))
+    if (saved / "tokenizer.json").is_file():
+        from transformers import AutoProcessor
+
+        processor = AutoProcessor.from_pretrained(saved)
+        model, _ = build_vlm(cfg.model, [], tokenizer=processor.tokenizer)
+        return model, processor
+    model, processor = build_vlm(cfg.model, tokenizer_texts(cfg.paths.curriculum_dir, table))
+    if accelerator.is_main_process:
+        processor.save_pretrained(saved)
+    accelerator.wait_for_everyone()
+    return model, processor
+
+
+def tokenizer_texts(curriculum_dir: str | Path, table) -> list[str]:
+    """Text for the tiny tokenizer: every curriculum store's questions and answers, and the
+    training split's reports (the test split's words stay out)."""
+    texts = []
+    for store in sorted(Path(curriculum_dir).glob("*/records.jsonl")):
+        for record in read_records(store):
+            texts.extend([record.question, record.answer])
+    if "report" in table.columns:
+        train = table[table["split"] == "train"] if "split" in table.columns else table
+        texts.extend(str(r) for r in train["report"] if str(r))
+    logger.info("training the tokenizer on %d texts", len(texts))
+    return texts
+
+
+def _validation_set(stores, table, curricula, collator, cfg, image_size):
+    max_samples = int(cfg.training.max_eval_samples)
+    if max_samples <= 0 or "split" not in table.columns or not (table["split"] == "validation").any():
+        logger.warning("no validation split: validation loss is not computed")
+        return None
+    examples, _, _ = flatten(join_split(stores, table, "validation"), curricula)
+    examples = filter_examples(examples, collator)
+    if not examples:
+        return None
+    # A fixed, seeded subset keeps evaluation cheap and comparable across steps.
+    import numpy as np
+
+    keep = np.random.default_rng(int(cfg.seed)).permutation(len(examples))[:max_samples]
+    return CurriculumDataset([examples[i] for i in sorted(keep)], build_scan_transform(
+        int(cfg.dataset.crop_size), None, image_size), int(cfg.seed))

@@ -1,0 +1,18 @@
+"""Score external predictions (JSONL of image id + label or free text) like our models' answers.
+
+`python run/score_predictions.py dataset/task=closed_ended_specialist_staging predictions_files=[graders.jsonl]`
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from evaluation.external import score_external_predictions
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="score_predictions")
+def main(cfg: DictConfig) -> None:
+    score_external_predictions(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""The offline rules backend end to end: parts 1 and 2, the demo, resume, splits and skips."""
+
+import json
+
+import pandas as pd
+import pytest
+from curriculum_support import CASES, compose_config, write_curriculum_table
+
+from curriculum.api import generate_curriculum
+from curriculum.generator import GenerationError
+from curriculum.mentions import stated_stages
+from curriculum.modules import CurriculumConfigError, load_modules
+from curriculum.parsing import ParsedQA
+from curriculum.rules_qa import BUILDERS, build_qa
+from curriculum.validation import Labels, rejection_reason
+from dataset.annotations import load_annotations
+from dataset.qa_records import read_records
+
+
+@pytest.fixture()
+def table(tmp_path):
+    return write_curriculum_table(tmp_path / "data", copies=2, splits=("train", "train", "validation", "test"))
+
+
+def _run(config_name, tmp_path, table, *overrides):
+    cfg = compose_config(config_name, tmp_path, [f"generation.annotations_file={table}",
+                                                 "model/language_model=rules", *overrides])
+    return generate_curriculum(cfg), cfg
+
+
+def test_rules_answers_pass_validation_for_every_kind(tmp_path, table):
+    rows = load_annotations(table, check_images=False).to_dict("records")
+    for kind in BUILDERS:
+        for row in rows:
+            pairs = build_qa(kind, row, 20, seed=3, options={"guidelines": True})
+            assert pairs, (kind, row["stage"])
+            seen = set()
+            reasons = [rejection_reason(ParsedQA(p["question"], p["answer"]), Labels.from_row(row), seen)
+                       for p in pairs]
+            assert reasons == [None] * len(pairs), (kind, row["stage"], pairs)
+
+
+def test_rules_wording_is_seeded():
+    row = {"image_id": "x", "eye": "left", "stage": "early", "referral": "routine",
+           "referral_treatment": "no_referral", "drusen": True, "drusen_size": "small"}
+    assert build_qa("biomarkers", row, 8, seed=1) == build_qa("biomarkers", row, 8, seed=1)
+    variants = {json.dumps(build_qa("biomarkers", row, 8, seed=s)) for s in range(10)}
+    assert len(variants) > 1
+
+
+def test_part2_all_modules_then_resume(tmp_path, table):
+    summary, cfg = _run("generate_curriculum_part2", tmp_path, table, "dataset/task/curriculum=all_modules")
+    assert len(summary["modules"]) == 10
+    rows = pd.read_csv(table)
+    train_val = set(rows.loc[rows.split.isin(["train", "validation"]), "image_id"])
+    no_stage = {i for i, r in rows.iterrows() if r.image_id in train_val and not stated_stages(r.report)}
+    assert no_stage, "the fixture must hold a report that states no stage"
+    for module in summary["modules"]:
+        records = read_records(f"{module['store']}/records.jsonl")
+        assert records, module["module"]
+        assert {r.image_id for r in records} <= train_val, "test images must never get a curriculum"
+        assert {r.source for r in records} == {"rules"}
+        assert len({r.record_id for r in records}) == len(records)
+        assert sum(v for k, v in module["counts"].items() if k.startswith("rejected_")) == 0
+    staging = next(m for m in summary["modules"] if m["module"] == "10_staging_accuracy")
+    assert staging["counts"]["skipped_no_stated_stage"] == len(no_stage)
+    assert staging["counts"]["requests"] == len(train_val) - len(no_stage)
+    written = json.loads((tmp_path / "run" / "curriculum_summary.json").read_text())
+    assert written["records_written"] == summary["records_written"] > 0
+
+    again, _ = _run("generate_curriculum_part2", tmp_path, table, "dataset/task/curriculum=all_modules")
+    assert again["records_written"] == 0
+    assert again["counts"].get("requests", 0) == 0
+    assert again["records_in_stores"] == summary["records_in_stores"]
+
+
+def test_part1_max_images_and_images_without_split(tmp_path, table):
+    summary, _ = _run("generate_curriculum_part1", tmp_path, table, "generation.max_images=3")
+    assert summary["images"] == 3
+    records = read_records(summary["modules"][0]["store"])
+    assert len({r.image_id for r in records}) == 3
+    assert {r.module for r in records} == {"tabular_annotate_rules"}
+    assert all(r.prompt_version == "tabular-v1" for r in records)
+
+    no_split = tmp_path / "nosplit"
+    table = write_curriculum_table(no_split)
+    pd.read_csv(table).drop(columns=["split"]).to_csv(table, index=False)
+    with pytest.raises(Exception, match="generation.splits=null"):
+        _run("generate_curriculum_part1", tmp_path, table)
+
+
+def test_demo_uses_every_row(tmp_path):
+    table = write_curriculum_table(tmp_path / "samples")
+    summary, _ = _run("generate_curriculum", tmp_path, table)
+    assert summary["images"] == len(CASES)
+    records = read_records(summary["modules"][0]["store"])
+    assert {r.module for r in records} == {"demo_curriculum"}
+    assert len({r.image_id for r in records}) == len(CASES)
+
+
+def test_reports_missing_are_skipped_and_counted(tmp_path):
+    table = write_curriculum_table(tmp_path / "noreports", with_reports=False)
+    summary, _ = _run("generate_curriculum_part2", tmp_path, table)
+    assert summary["records_written"] == 0
+    assert summary["counts"]["skipped_no_report"] == summary["images"] > 0
+
+
+def test_bad_prompt_placeholder_is_reported(tmp_path):
+    cfg = compose_config("generate_curriculum_part2", tmp_path,
+                         ["dataset.task.curriculum.user_prompt='{report} {output_format} {reprot}'"])
+    with pytest.raises(CurriculumConfigError, match="reprot"):
+        load_modules(cfg.dataset.task)
+    cfg = compose_config("generate_curriculum_part2", tmp_path,
+                         ["dataset.task.curriculum.user_prompt='{output_format} only'"])
+    with pytest.raises(CurriculumConfigError, match="report"):
+        load_modules(cfg.dataset.task)
+
+
+def test_a_changed_table_is_not_mixed_into_an_old_store(tmp_path, table):
+    _run("generate_curriculum_part1", tmp_path, table)
+    rows = pd.read_csv(table)
+    rows.loc[0, "age"] = 99
+    rows.to_csv(table, index=False)
+    with pytest.raises(GenerationError, match="different annotations for 1 image"):
+        _run("generate_curriculum_part1", tmp_path, table)

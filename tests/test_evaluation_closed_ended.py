@@ -1,0 +1,80 @@
+"""The closed-ended entry function, run in-process on a tiny untrained model and a tiny dataset."""
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from evaluation.closed_ended import run_closed_ended_evaluation
+from evaluation.scoring import MAJORITY
+from evaluation_helpers import compose_config, write_tiny_dataset
+
+
+@pytest.fixture()
+def setup(tmp_path, tiny_vlm_dir):
+    table = write_tiny_dataset(tmp_path / "data")
+    models = tmp_path / "models"
+    for name in ("specialist_v5_192px", "retinavlm_base_192px"):
+        shutil.copytree(tiny_vlm_dir, models / name)
+    overrides = [f"paths.data_dir={table.parent}", f"paths.model_dir={models}",
+                 "evaluation.statistics.n_resamples=40"]
+    return tmp_path, overrides
+
+
+def _run(tmp_path, overrides):
+    cfg = compose_config("closed_ended_evaluation", tmp_path, overrides)
+    return run_closed_ended_evaluation(cfg)
+
+
+@pytest.mark.slow
+def test_staging_likelihood_two_models(setup):
+    tmp_path, overrides = setup
+    out = _run(tmp_path, overrides + ["models=[specialist_v5_192px,retinavlm_base_192px]"])
+    run_dir = out["run_dir"]
+    lines = [json.loads(x) for x in (run_dir / "predictions.jsonl").read_text().splitlines()]
+    assert len(lines) == 2 * 6  # two models x six test images
+    first = lines[0]
+    assert set(first) >= {"model", "task", "image_id", "label", "prompt", "raw_answer", "prediction", "option_scores"}
+    assert first["prediction"] == max(first["option_scores"], key=first["option_scores"].get)
+    assert first["label"] == "healthy" and first["image_id"] == "test0"
+    models = {r["model"] for r in out["results"]}
+    assert models == {"specialist_v5_192px", "retinavlm_base_192px", MAJORITY}
+    # Three models -> three pairwise comparisons, each with a Holm-adjusted p-value.
+    assert len(out["comparisons"]) == 3 and all(0 <= c["p_holm"] <= 1 for c in out["comparisons"])
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    assert {"accuracy", "macro_f1", "reference_f1", "invalid_rate"} <= set(metrics["metric"])
+    assert (metrics["ci_low"] <= metrics["value"] + 1e-9).all()
+    assert (run_dir / "figures" / "f1_bars.png").stat().st_size > 0
+    assert (run_dir / "figures" / "confusion_staging_specialist_v5_192px.png").is_file()
+    assert (run_dir / "resolved_config.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_referral_two_step_and_biomarkers(setup):
+    tmp_path, overrides = setup
+    out = _run(tmp_path, overrides + ["dataset/task=closed_ended_specialist_referral", "evaluation.answer_mode=two_step",
+                                      "evaluation.generation.max_new_tokens=8", "evaluation.max_images=4"])
+    lines = [json.loads(x) for x in (out["run_dir"] / "predictions.jsonl").read_text().splitlines()]
+    assert len(lines) == 4 and all(line["report"] is not None and line["mode"] == "two_step" for line in lines)
+    # Random weights write gibberish: whatever it is, it is parsed or counted invalid, never dropped.
+    result = next(r for r in out["results"] if r["model"] == "specialist_v5_192px")
+    assert result["n_images"] == 4
+
+    out = _run(tmp_path, overrides + ["dataset/task=closed_ended_specialist_biomarkers", f"run_dir={tmp_path / 'bio'}"])
+    tasks = {r["task"] for r in out["results"]}
+    assert len(tasks) == 10 and "biomarker_double_layer_sign" in tasks
+    # Each biomarker is scored on its own column: SRF is present only in test3 (drawn with SRF/IRF).
+    rows = [json.loads(x) for x in (out["run_dir"] / "predictions.jsonl").read_text().splitlines()]
+    srf = {r["image_id"]: r["label"] for r in rows if r["task"] == "biomarker_srf"}
+    dls = {r["image_id"]: r["label"] for r in rows if r["task"] == "biomarker_double_layer_sign"}
+    assert srf["test3"] == "present" and dls["test3"] == "absent"
+    assert (out["run_dir"] / "figures" / "biomarker_radar.png").is_file()
+
+
+def test_missing_model_names_the_training_command(tmp_path):
+    table = write_tiny_dataset(tmp_path / "data")
+    cfg = compose_config("closed_ended_evaluation", tmp_path,
+                         [f"paths.data_dir={table.parent}", f"paths.model_dir={tmp_path / 'none'}"])
+    with pytest.raises(FileNotFoundError, match="vision_language_pretraining"):
+        run_closed_ended_evaluation(cfg)

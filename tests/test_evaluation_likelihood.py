@@ -1,0 +1,53 @@
+"""Option-likelihood scoring against a direct teacher-forced computation on a tiny model."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from evaluation.likelihood import score_options
+from models import format_prompt, load_vlm
+
+OPTIONS = ["Healthy.", "Early AMD.", "Late wet AMD (active)."]
+QUESTION = "What is the AMD stage of this scan?"
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_vlm_dir):
+    return load_vlm(tiny_vlm_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(0)
+    return [Image.fromarray(rng.integers(0, 255, (192, 192), dtype=np.uint8)) for _ in range(2)]
+
+
+def _by_hand(model, processor, image, answer, end_of_turn=True):
+    prompt = format_prompt(processor, QUESTION)
+    full = format_prompt(processor, QUESTION, answer) if end_of_turn else prompt + answer
+    inputs = processor(images=[image.convert("RGB")], text=[full], return_tensors="pt", add_special_tokens=False)
+    start = processor(images=[image.convert("RGB")], text=[prompt], return_tensors="pt",
+                      add_special_tokens=False)["input_ids"].shape[1]
+    with torch.no_grad():
+        log_probs = model(**inputs).logits.log_softmax(-1)[0]
+    ids = inputs["input_ids"][0]
+    return float(np.mean([log_probs[t - 1, ids[t]].item() for t in range(start, len(ids))]))
+
+
+def test_scores_match_teacher_forcing_and_batching(tiny, images):
+    model, processor = tiny
+    batched = score_options(model, processor, images, QUESTION, OPTIONS, batch_size=4)
+    single = score_options(model, processor, images, QUESTION, OPTIONS, batch_size=1)
+    assert batched.shape == (2, 3)
+    np.testing.assert_allclose(batched, single, atol=1e-4)
+    assert batched[1, 2] == pytest.approx(_by_hand(model, processor, images[1], OPTIONS[2]), abs=1e-4)
+
+
+def test_prefix_scoring_leaves_out_end_of_turn(tiny, images):
+    model, processor = tiny
+    prefix = score_options(model, processor, images[:1], QUESTION, OPTIONS, end_of_turn=False)
+    assert prefix[0, 1] == pytest.approx(_by_hand(model, processor, images[0], OPTIONS[1], end_of_turn=False),
+                                         abs=1e-4)
+    complete = score_options(model, processor, images[:1], QUESTION, OPTIONS)
+    assert not np.allclose(prefix, complete)
