@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def timed_run(num_images: int, workers: int, folder: Path) -> float:
     overrides = [f"paths.root_dir={REPO}", f"paths.output_dir={folder}", f"run_dir={folder / 'run'}",
-                 f"dataset.phantom.output_dir={folder / 'phantom'}", f"dataset.phantom.num_images={num_images}",
+                 f"dataset.phantom.output_dir={folder / 'phantom'}",
+                 f"dataset.phantom.num_images={num_images}",
                  f"dataset.phantom.num_workers={workers}"]
     with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
         cfg = compose(config_name="make_dataset", overrides=overrides)

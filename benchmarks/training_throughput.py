@@ -119,12 +119,15 @@ def main() -> None:
         sys.exit("the gpu preset needs CUDA; add --device cpu --num-layers 2 for a CPU smoke test")
     dtype = getattr(torch, cfg["dtype"])
     torch.manual_seed(0)
-    model, image_tokens, image_size = build_model(args.preset, args.num_layers)
+    torch.set_default_dtype(dtype)
+    with torch.device(device):  # build in place: an 8B model never passes through CPU float32
+        model, image_tokens, image_size = build_model(args.preset, args.num_layers)
+    torch.set_default_dtype(torch.float32)
     model = apply_trainable_policy(model.to(device=device, dtype=dtype), {
         "name": cfg["policy"], "lora": {"r": 16, "alpha": 32, "dropout": 0.0}})
     if args.gradient_checkpointing:
-        model.base_model.model.model.language_model.gradient_checkpointing_enable() if hasattr(model, "base_model") \
-            else model.model.language_model.gradient_checkpointing_enable()
+        inner = model.base_model.model if hasattr(model, "base_model") else model
+        inner.model.language_model.gradient_checkpointing_enable({"use_reentrant": False})
     trainable, total = count_parameters(model)
     batch = synthetic_batch(model, image_tokens, image_size, cfg, device, dtype)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)

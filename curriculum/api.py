@@ -92,6 +92,10 @@ def generate_curriculum(cfg: DictConfig) -> dict[str, Any]:
     logger.info("records written: %d (%d in stores), cost %.4f USD, %.1f s; summary: %s",
                 summary["records_written"], summary["records_in_stores"], summary["cost_usd"],
                 summary["seconds"], Path(run_dir) / SUMMARY_FILE)
+    failed = summary["counts"].get("requests_failed", 0)
+    if failed:
+        logger.warning("%d request(s) failed after retries and were not stored; rerun the same command to "
+                       "ask for them again", failed)
     if cfg.generation.get("show_examples"):
         _log_examples(results, int(cfg.generation.show_examples))
     return summary

@@ -101,11 +101,19 @@ def append_records(path: str | Path, records: Iterable[QARecord]) -> int:
 
 
 def _repair_torn_tail(handle, path: Path) -> None:
-    """Terminate a torn last line so the next append starts on a fresh line."""
+    """Cut a torn last line (a writer killed mid-line) so the next append starts cleanly.
+
+    The torn line is dropped rather than terminated: a terminated fragment would become a complete
+    but invalid line that readers must reject.
+    """
     size = handle.seek(0, os.SEEK_END)
     if size == 0:
         return
     with path.open("rb") as reader:
-        reader.seek(size - 1)
-        if reader.read(1) != b"\n":
-            handle.write(b"\n")
+        data = reader.read()
+    if data.endswith(b"\n"):
+        return
+    keep = data.rfind(b"\n") + 1
+    logger.warning("%s: dropping a torn last line (%d bytes)", path, size - keep)
+    handle.truncate(keep)
+    handle.seek(keep)

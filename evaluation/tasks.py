@@ -74,6 +74,12 @@ def _multiclass_task(kind: str, label_column: str, outcomes, spec: Mapping[str, 
     template = str(spec.get("option_template") or "{Name}.")
     options = {o.id: template.format(name=o.name, Name=_upper_first(o.name)) for o in outcomes}
     ids = tuple(o.id for o in outcomes)
+    overrides = dict(spec.get("options") or {})
+    unknown = set(overrides) - set(ids)
+    if unknown:
+        raise ValueError(f"task {kind}: options given for unknown classes {sorted(unknown)}; "
+                         f"known: {', '.join(ids)}")
+    options.update({k: str(v) for k, v in overrides.items()})
     return Task(name=kind, kind=kind, label_column=label_column, classes=ids, positive_classes=ids,
                 question=str(spec["question"]), option_texts=options,
                 complete_answer=bool(spec.get("complete_answer", True)))
@@ -97,7 +103,8 @@ def build_tasks(group: str, spec: Mapping[str, Any], biomarkers: Sequence[str] |
         group: `staging`, `referral` or `biomarkers`.
         spec: the task config: `question` (with `{biomarker}` for biomarkers), optional
             `option_template` (`{name}`/`{Name}`: the class display name) or, for biomarkers,
-            `option_templates` (`present`/`absent`, with `{biomarker}`), and `complete_answer`
+            `option_templates` (`present`/`absent`, with `{biomarker}`), optional `options`
+            (class id -> option text, overriding the template for that class), and `complete_answer`
             (score the end-of-turn token too, i.e. the option is the whole answer).
         biomarkers: biomarker ids for the `biomarkers` group; default all ten evaluation ones.
 

@@ -89,3 +89,12 @@ def test_part2_through_transformers_serve(tmp_path, tiny_model):
         assert len(raw) == module["counts"]["requests"]
     records = read_records(tmp_path / "outputs" / "curriculum" / "3_general_description" / "records.jsonl")
     assert records and all(r.model == str(tiny_model) for r in records)
+
+
+@pytest.mark.gpu
+def test_local_hf_backend_on_cuda(tiny_model):
+    backend = build_backend({"backend": "local_hf", "path": str(tiny_model), "model": "tiny", "batch_size": 2,
+                             "max_tokens": 4, "dtype": "bfloat16", "device": "auto"}, {})
+    assert backend.device == "cuda"
+    responses = backend.complete([ChatRequest([{"role": "user", "content": "x"}])] * 3)
+    assert len(responses) == 3 and all(r.usage.completion_tokens <= 4 for r in responses)

@@ -99,3 +99,19 @@ def test_json_mode_and_bounded_concurrency(tmp_path):
         assert [r.ok for r in responses] == [True] * 6
         assert server.max_in_flight == 2
         assert all(body["response_format"]["type"] == "json_schema" for body in server.requests)
+
+
+def test_timeouts_are_retried_then_reported(tmp_path):
+    with ScriptedServer(lambda n, b: (200, {}, GOOD), delay_s=1.5) as server:
+        with pytest.raises(GenerationError, match="APITimeoutError"):
+            _run(tmp_path, server, "model.language_model.timeout_s=0.3", "model.language_model.max_retries=1",
+                 images=1)
+        assert len(server.requests) == 2, "one attempt and one retry"
+
+
+def test_a_body_that_is_not_a_chat_completion_is_a_failed_request(tmp_path):
+    with ScriptedServer(lambda n, b: (200, {}, {"unexpected": True})) as server:
+        with pytest.raises(GenerationError, match="no choices"):
+            _run(tmp_path, server, images=1)
+        assert len(server.requests) == 1
+    assert not _raw_lines(tmp_path / "outputs" / "curriculum" / "1_advanced_biomarkers_guidelines")

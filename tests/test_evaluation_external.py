@@ -62,6 +62,7 @@ def test_missing_images_count_as_invalid(tmp_path):
     assert result["metrics"]["invalid_rate"]["value"] == pytest.approx(5 / 6)
 
 
+@pytest.mark.slow
 def test_one_report_scores_every_biomarker(tmp_path):
     reports = _write(tmp_path / "reports.jsonl", [
         {"image_id": "test3", "text": "There is subretinal fluid and intraretinal fluid; no drusen."}])

@@ -124,3 +124,14 @@ def test_lexicon_rejects_unknown_class(tmp_path):
     bad.write_text(yaml.safe_dump(raw))
     with pytest.raises(ValueError, match="very_late"):
         load_lexicon(bad)
+
+
+def test_task_options_follow_config():
+    referral = build_tasks("referral", {"question": "q", "option_template": "Triage: {name}",
+                                        "options": {"not_seen": "No need to be seen"}})[0]
+    assert referral.option_texts == {"not_seen": "No need to be seen", "routine": "Triage: routine referral",
+                                     "within_two_weeks": "Triage: seen within two weeks"}
+    with pytest.raises(ValueError, match="unknown classes"):
+        build_tasks("referral", {"question": "q", "options": {"later": "x"}})
+    srf = build_tasks("biomarkers", {"question": "Is there any {biomarker}?"}, ["srf"])[0]
+    assert srf.question == "Is there any subretinal fluid?" and srf.label_column == "srf"

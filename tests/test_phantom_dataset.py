@@ -119,7 +119,8 @@ def test_reports_name_findings_and_never_contradict_the_stage(phantom):
         assert stated in ([], [row["stage"]]), (row["image_id"], row["stage"], report)
         with_stage += bool(stated)
         fluid = row["srf"] == "1" or row["irf"] == "1"
-        assert ("no fluid" in report.lower() or "no subretinal or intraretinal fluid" in report.lower()) != fluid
+        says_dry = "no fluid" in report.lower() or "no subretinal or intraretinal fluid" in report.lower()
+        assert says_dry != fluid, (row["image_id"], report)
     assert 0.6 * NUM_IMAGES < with_stage < NUM_IMAGES  # some reports omit the stage
 
 
@@ -131,14 +132,16 @@ def test_summary_file_matches_the_table(phantom):
 
 
 def _files(folder):
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.mark.slow
 def test_same_seed_gives_byte_identical_files_whatever_the_workers(tmp_path):
     first = phantom_cfg(tmp_path / "a", "dataset.phantom.num_images=90", "dataset.phantom.num_workers=1")
     second = phantom_cfg(tmp_path / "b", "dataset.phantom.num_images=90", "dataset.phantom.num_workers=2")
-    other = phantom_cfg(tmp_path / "c", "dataset.phantom.num_images=90", "dataset.phantom.num_workers=1", "seed=1")
+    other = phantom_cfg(tmp_path / "c", "dataset.phantom.num_images=90", "dataset.phantom.num_workers=1",
+                        "seed=1")
     for cfg in (first, second, other):
         make_dataset(cfg)
     files_a, files_b = _files(tmp_path / "a" / "phantom"), _files(tmp_path / "b" / "phantom")

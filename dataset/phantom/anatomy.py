@@ -73,7 +73,8 @@ def build_normal_scene(geom: ScanGeometry, eye: str, rng: np.random.Generator,
                  thickness=thickness)
 
 
-def choroid_texture(geom: ScanGeometry, rng: np.random.Generator, first_row: int, last_row: int) -> np.ndarray:
+def choroid_texture(geom: ScanGeometry, rng: np.random.Generator, first_row: int,
+                    last_row: int) -> np.ndarray:
     """(H, W) multiplicative choroid texture: dark vessel lumens in brighter stroma.
 
     Only rows `first_row`..`last_row` (the choroid) are textured; the noise is drawn at half

@@ -92,7 +92,8 @@ def plan_cohort(num_images: int, prevalence: Mapping[str, float], split_fraction
         low, high = int(visits_per_eye[0]), int(visits_per_eye[-1])
         eyes_of, total = [], 0
         while total < num_images:
-            eyes = [int(rng.integers(low, high + 1)) for _ in range(2 if rng.random() < two_eye_fraction else 1)]
+            num_eyes = 2 if rng.random() < two_eye_fraction else 1
+            eyes = [int(rng.integers(low, high + 1)) for _ in range(num_eyes)]
             eyes_of.append(eyes)
             total += sum(eyes)
         excess = total - num_images
@@ -126,7 +127,8 @@ def plan_cohort(num_images: int, prevalence: Mapping[str, float], split_fraction
             age = base_age
             for visit in range(visits):
                 slots.append(ScanSlot(patient_id=f"P{index + 1:04d}", eye=sides[eye_index], visit=visit + 1,
-                                      sex=sex, age=int(age), split=splits[index], target_stage=eye_stages[visit]))
+                                      sex=sex, age=int(age), split=splits[index],
+                                      target_stage=eye_stages[visit]))
                 age += rng.uniform(0.4, 1.5)
     return slots
 

@@ -82,7 +82,8 @@ def plot_phantom_grid(cfg: DictConfig) -> Path:
     fig = Figure(figsize=(2.3 * count, 2.05 * len(STAGES) + 0.9))
     axes = fig.subplots(len(STAGES), count, squeeze=False)
     for row, stage in enumerate(STAGES):
-        for column, (findings, eye, scan) in enumerate(render_examples(stage, count, geom, int(settings.seed))):
+        examples = render_examples(stage, count, geom, int(settings.seed))
+        for column, (findings, eye, scan) in enumerate(examples):
             axis = axes[row, column]
             axis.imshow(scan.image, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
             for biomarker, mask in scan.masks.items():

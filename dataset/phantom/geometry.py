@@ -77,6 +77,7 @@ def lesion_centre(location: str, eye: str, fovea_col: float, geom: ScanGeometry,
 def diffuse_centres(count: int, eye: str, fovea_col: float, geom: ScanGeometry,
                     rng: np.random.Generator) -> np.ndarray:
     """`count` (>= 3) centres spread over both sides of the fovea."""
-    spots = ["nasal", "temporal", "foveal"] + list(rng.choice(["nasal", "temporal", "foveal"], max(0, count - 3)))
+    places = ["nasal", "temporal", "foveal"]
+    spots = places + list(rng.choice(places, max(0, count - 3)))
     return np.array([lesion_centre(s, eye, fovea_col, geom, rng) for s in spots[:max(count, 3)]])
 

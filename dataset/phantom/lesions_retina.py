@@ -175,11 +175,12 @@ def plan_other_pathology(scene: Scene, findings: Mapping[str, Any], rng: np.rand
     if kind == "epiretinal membrane":
         half = geom.cols(rng.uniform(900, 1800))
         span = np.abs(scene.cols - fovea) < half
-        scene.thickness["gcl"] = scene.thickness["gcl"] + span * dome(scene.cols, fovea, half, geom.rows(40.0), 0.8)
+        scene.thickness["gcl"] += span * dome(scene.cols, fovea, half, geom.rows(40.0), 0.8)
         scene.thickness["nfl"] = scene.thickness["nfl"] * wobble(geom.width, rng, 0.35, 3.0)
     elif kind == "vitreomacular traction":
         half = geom.cols(rng.uniform(250, 450))
-        scene.thickness["nfl"] = scene.thickness["nfl"] + dome(scene.cols, fovea, half, geom.rows(rng.uniform(70, 130)), 0.7)
+        tent = geom.rows(rng.uniform(70, 130))
+        scene.thickness["nfl"] = scene.thickness["nfl"] + dome(scene.cols, fovea, half, tent, 0.7)
         span = np.ones(geom.width, bool)
     else:  # lamellar hole
         half = geom.cols(rng.uniform(250, 400))

@@ -109,8 +109,10 @@ def plan_ped(scene: Scene, findings: Mapping[str, Any], rng: np.random.Generator
 def plan_double_layer_sign(scene: Scene, findings: Mapping[str, Any], rng: np.random.Generator) -> Finisher:
     """A long, flat, irregular RPE lift that shows RPE and Bruch's membrane as two bright lines."""
     geom = scene.geom
-    width = rng.uniform(700, 1100) if findings["double_layer_sign_extent"] == "short" else rng.uniform(1300, 2300)
-    centre = lesion_centre(findings["double_layer_sign_location"], scene.eye, scene.fovea_col, geom, rng, width / 2)
+    short = findings["double_layer_sign_extent"] == "short"
+    width = rng.uniform(700, 1100) if short else rng.uniform(1300, 2300)
+    location = findings["double_layer_sign_location"]
+    centre = lesion_centre(location, scene.eye, scene.fovea_col, geom, rng, width / 2)
     height = max(geom.rows(rng.uniform(28.0, 45.0)), 3.2)
     profile = plateau(scene.cols, centre, geom.cols(width / 2), height, geom.cols(150.0))
     profile = profile * wobble(geom.width, rng, 0.3, geom.cols(120.0))
@@ -119,7 +121,8 @@ def plan_double_layer_sign(scene: Scene, findings: Mapping[str, Any], rng: np.ra
     bruch = np.broadcast_to(np.asarray(scene.value["bruch"], np.float32), lifted.shape).copy()
     bruch[lifted] = 0.86  # Bruch's membrane stands out as the second bright line
     scene.value["bruch"] = bruch
-    scene.thickness["bruch"] = np.where(lifted, np.maximum(scene.thickness["bruch"], 1.3), scene.thickness["bruch"])
+    scene.thickness["bruch"] = np.where(lifted, np.maximum(scene.thickness["bruch"], 1.3),
+                                        scene.thickness["bruch"])
 
     def finish(scene: Scene) -> None:
         tops = scene.tops()
@@ -158,7 +161,8 @@ def plan_atrophy(scene: Scene, findings: Mapping[str, Any], rng: np.random.Gener
     # At least the width in columns, so a cRORA stays >= the threshold after rounding.
     weight = _atrophy_columns(scene, location, width + geom.lateral_um, rng)
     # The outer retina collapses over the atrophy but tapers off over ~150 um at its edges.
-    taper = np.convolve(weight, np.ones(int(geom.cols(150.0)) * 2 + 1) / (int(geom.cols(150.0)) * 2 + 1), "same")
+    taper_cols = int(geom.cols(150.0)) * 2 + 1
+    taper = np.convolve(weight, np.ones(taper_cols) / taper_cols, "same")
     lost = 1.0 if findings["rpe_atrophy_state"] == "atrophy" else 0.6
     scene.thickness["rpe"] = scene.thickness["rpe"] * (1.0 - 0.6 * lost * weight)
     scene.value["rpe"] = scene.value["rpe"] - (0.5 * lost * weight) * wobble(geom.width, rng, 0.2, 3.0)
@@ -179,7 +183,8 @@ def plan_atrophy(scene: Scene, findings: Mapping[str, Any], rng: np.random.Gener
         scene.add_mask("rpe_atrophy", ensure_pixel(rpe, tops["rpe"][int(centre)], centre))
         if hyper:
             column = scene.band(tops["choroid"], tops["sclera"], columns)
-            scene.add_mask("hypertransmission", ensure_pixel(column, tops["choroid"][int(centre)] + 1, centre))
+            column = ensure_pixel(column, tops["choroid"][int(centre)] + 1, centre)
+            scene.add_mask("hypertransmission", column)
 
     return finish
 

@@ -70,13 +70,15 @@ def write_samples(cfg: DictConfig) -> dict[str, Any]:
     seed = int(phantom["seed"])
 
     processed_dir = Path(cfg.paths.processed_images_dir)
-    processed = make_scans(plan_slots(len(PROCESSED_STAGES), phantom, seed, PROCESSED_STAGES), processed_dir,
-                           geom, phantom, seed, num_workers=1, image_name="{image_id}_{stage}.png", mask_name=None)
+    slots = plan_slots(len(PROCESSED_STAGES), phantom, seed, PROCESSED_STAGES)
+    processed = make_scans(slots, processed_dir, geom, phantom, seed, num_workers=1,
+                           image_name="{image_id}_{stage}.png", mask_name=None)
 
     annotations_dir = Path(cfg.paths.sample_annotations_dir)
     samples = make_scans(plan_slots(len(STAGES), phantom, seed + 1, STAGES), annotations_dir, geom, phantom,
                          seed + 1, num_workers=1, prefix="sample", mask_name=None)
-    write_table(samples, annotations_dir / "annotations.csv", [c for c in table_columns() if c != "mask_path"])
+    columns = [c for c in table_columns() if c != "mask_path"]
+    write_table(samples, annotations_dir / "annotations.csv", columns)
     logger.info("wrote %d demo scans to %s and %d annotated samples to %s", len(processed), processed_dir,
                 len(samples), annotations_dir)
     return {"processed_images": [str(processed_dir / r["image_path"]) for r in processed],

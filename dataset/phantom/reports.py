@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from dataset.clinical import is_present, load_knowledge
+from dataset.clinical import is_present, load_knowledge, triage_to_treatment
 
 LOCATION_PHRASES = {
     "foveal": ("at the fovea", "subfoveally", "in the foveal region", "centrally at the fovea"),
@@ -48,8 +48,9 @@ def _drusen(f, rng):
 
 def _ped(f, rng):
     name = _pick(rng, (_name("ped"), "PED"))
-    return _pick(rng, (f"A {f['ped_size']} {f['ped_type']} {name} is present {_where(f, 'ped', rng)}.",
-                       f"{_where(f, 'ped', rng).capitalize()} there is a {f['ped_size']} {f['ped_type']} {name}."))
+    kind = f"{f['ped_size']} {f['ped_type']} {name}"
+    return _pick(rng, (f"A {kind} is present {_where(f, 'ped', rng)}.",
+                       f"{_where(f, 'ped', rng).capitalize()} there is a {kind}."))
 
 
 def _rpe_elevation(f, rng):
@@ -59,25 +60,26 @@ def _rpe_elevation(f, rng):
 
 def _double_layer(f, rng):
     extent = f["double_layer_sign_extent"]
-    return _pick(rng, (f"A {extent} {_name('double_layer_sign')} is seen {_where(f, 'double_layer_sign', rng)}.",
+    where = _where(f, "double_layer_sign", rng)
+    return _pick(rng, (f"A {extent} {_name('double_layer_sign')} is seen {where}.",
                        f"There is a {extent} shallow irregular RPE elevation with a double-layer sign "
-                       f"{_where(f, 'double_layer_sign', rng)}."))
+                       f"{where}."))
 
 
 def _atrophy(f, rng):
     where = _where(f, "rpe_atrophy", rng)
     if f["rpe_atrophy_state"] == "atrophy":
-        return _pick(rng, (f"{_name('rpe_atrophy')} {where}.", f"The RPE is lost {where} ({_name('rpe_atrophy')})."))
+        name = _name("rpe_atrophy")
+        return _pick(rng, (f"{name} {where}.", f"The RPE is lost {where} ({name})."))
     return _pick(rng, (f"RPE degeneration {where}, with thinning of the RPE band.",
                        f"The RPE is thinned and irregular {where} (RPE degeneration)."))
 
 
 def _hypertransmission(f, rng):
     severity, kind = f["hypertransmission_severity"], f["hypertransmission_type"]
-    return _pick(rng, (f"{severity.capitalize()} {_name('hypertransmission')} {_where(f, 'hypertransmission', rng)}, "
-                       f"consistent with {kind}.",
-                       f"There is {severity} {_name('hypertransmission')} into the choroid "
-                       f"{_where(f, 'hypertransmission', rng)} ({kind})."))
+    name, where = _name("hypertransmission"), _where(f, "hypertransmission", rng)
+    return _pick(rng, (f"{severity.capitalize()} {name} {where}, consistent with {kind}.",
+                       f"There is {severity} {name} into the choroid {where} ({kind})."))
 
 
 def _hrf(f, rng):
@@ -94,8 +96,9 @@ def _shrm(f, rng):
 
 
 def _fibrosis(f, rng):
-    return _pick(rng, (f"{_name('fibrosis').capitalize()} {_where(f, 'fibrosis', rng)}, with disrupted outer retinal layers.",
-                       f"A fibrotic scar is present {_where(f, 'fibrosis', rng)}."))
+    where = _where(f, "fibrosis", rng)
+    return _pick(rng, (f"{_name('fibrosis').capitalize()} {where}, with disrupted outer retinal layers.",
+                       f"A fibrotic scar is present {where}."))
 
 
 def _srf(f, rng):
@@ -117,21 +120,27 @@ def _other(f, rng):
                        f"{kind.capitalize()} is also seen (not related to AMD)."))
 
 
-SENTENCES = {"drusen": _drusen, "ped": _ped, "rpe_elevation": _rpe_elevation, "double_layer_sign": _double_layer,
-             "rpe_atrophy": _atrophy, "hypertransmission": _hypertransmission, "hrf": _hrf, "shrm": _shrm,
-             "fibrosis": _fibrosis, "srf": _srf, "irf": _irf, "other_pathology": _other}
+SENTENCES = {"drusen": _drusen, "ped": _ped, "rpe_elevation": _rpe_elevation,
+             "double_layer_sign": _double_layer, "rpe_atrophy": _atrophy,
+             "hypertransmission": _hypertransmission, "hrf": _hrf, "shrm": _shrm, "fibrosis": _fibrosis,
+             "srf": _srf, "irf": _irf, "other_pathology": _other}
 
 # Absence statements, each tied to the biomarkers that must all be absent to say it.
 ABSENCES = (
-    (("srf", "irf"), ("No subretinal or intraretinal fluid.", "No fluid is seen.", "The retina is dry, with no fluid.")),
+    (("srf", "irf"), ("No subretinal or intraretinal fluid.", "No fluid is seen.",
+                      "The retina is dry, with no fluid.")),
     (("drusen",), ("No drusen.", "No drusen are seen.")),
-    (("hypertransmission", "rpe_atrophy"), ("No RPE atrophy or hypertransmission.", "The RPE is intact, without atrophy.")),
+    (("hypertransmission", "rpe_atrophy"), ("No RPE atrophy or hypertransmission.",
+                                            "The RPE is intact, without atrophy.")),
     (("shrm", "fibrosis"), ("No subretinal hyperreflective material or fibrosis.", "No SHRM or scarring.")),
     (("ped",), ("No pigment epithelial detachment.", "No PED.")),
 )
 STAGE_SENTENCES = ("Overall, the appearance is consistent with {stage}.", "Impression: {stage}.",
                    "These findings indicate {stage}.", "Stage: {stage}.", "Diagnosis: {stage}.")
-REFERRAL_SENTENCES = ("Recommendation: {referral}.", "Referral: {referral}.", "Suggested management: {referral}.")
+HEALTHY_SENTENCES = ("Impression: {stage} retina, with no signs of AMD.", "Overall, the scan is {stage}.",
+                     "Stage: {stage}.")
+REFERRAL_SENTENCES = ("Recommendation: {referral}.", "Referral: {referral}.",
+                      "Suggested management: {referral}.")
 
 
 def write_report(findings: Mapping[str, Any], stage: str, referral: str, referral_treatment: str,
@@ -167,9 +176,13 @@ def write_report(findings: Mapping[str, Any], stage: str, referral: str, referra
     if quality is not None and quality < 35:
         parts.insert(0, "Image quality is limited.")
     if include_stage:
-        stage_text = _pick(rng, STAGE_SENTENCES).format(stage=knowledge.stage(stage).name)
+        templates = HEALTHY_SENTENCES if stage == "healthy" else STAGE_SENTENCES
+        stage_text = _pick(rng, templates).format(stage=knowledge.stage(stage).name)
         parts.insert(0 if rng.random() < 0.25 else len(parts), stage_text)
     if rng.random() < 0.5:
-        outcome = referral if rng.random() < 0.5 else referral_treatment
+        # The two schemes disagree for early/intermediate AMD (routine triage, yet no treatment
+        # referral); word those by triage only, so reports never contradict the triage label.
+        consistent = triage_to_treatment(referral) == referral_treatment
+        outcome = referral_treatment if consistent and rng.random() < 0.5 else referral
         parts.append(_pick(rng, REFERRAL_SENTENCES).format(referral=knowledge.referral_outcome(outcome).name))
     return " ".join(parts)

@@ -110,8 +110,10 @@ class Scene:
         height, width = self.geom.height, self.geom.width
         inside = np.zeros((height, width), bool)
         # Only the bounding box is evaluated: foci and cysts are a few pixels across.
-        r0, r1 = int(np.clip(np.floor(row - half_height), 0, height)), int(np.clip(np.ceil(row + half_height) + 1, 0, height))
-        c0, c1 = int(np.clip(np.floor(col - half_width), 0, width)), int(np.clip(np.ceil(col + half_width) + 1, 0, width))
+        r0 = int(np.clip(np.floor(row - half_height), 0, height))
+        r1 = int(np.clip(np.ceil(row + half_height) + 1, 0, height))
+        c0 = int(np.clip(np.floor(col - half_width), 0, width))
+        c1 = int(np.clip(np.ceil(col + half_width) + 1, 0, width))
         inside[r0:r1, c0:c1] = ((self.rows[r0:r1] - row) / max(half_height, 0.5)) ** 2 + \
             ((self.cols[None, c0:c1] - col) / max(half_width, 0.5)) ** 2 <= 1.0
         inside[int(np.clip(round(row), 0, height - 1)), int(np.clip(round(col), 0, width - 1))] = True

@@ -63,17 +63,20 @@ def _make_chunk(job: tuple[Path, tuple[int, int], int, dict[str, Any], dict[str,
     rows = []
     for index, slot in slots:
         record = build_record(index, slot, phantom, seed, **naming)
-        rendered = render_scan(record["_findings"], record["eye"], record["_quality"], geom, scan_rngs(seed, index)[1])
+        render_rng = scan_rngs(seed, index)[1]
+        rendered = render_scan(record["_findings"], record["eye"], record["_quality"], geom, render_rng)
         # Run-length strategy: as small as the default for speckled scans at ~60% of the time.
-        Image.fromarray(rendered.image).save(out_dir / record["image_path"], format="PNG", compress_type=zlib.Z_RLE)
+        Image.fromarray(rendered.image).save(out_dir / record["image_path"], format="PNG",
+                                             compress_type=zlib.Z_RLE)
         if record.get("mask_path"):
             save_masks(out_dir / record["mask_path"], rendered.masks)
         rows.append({k: v for k, v in record.items() if not k.startswith("_")})
     return rows
 
 
-def make_scans(slots: Sequence[ScanSlot], out_dir: Path, geom: ScanGeometry, phantom: Mapping[str, Any], seed: int,
-               num_workers: int, prefix: str = "phantom", image_name: str = "images/{image_id}.png",
+def make_scans(slots: Sequence[ScanSlot], out_dir: Path, geom: ScanGeometry, phantom: Mapping[str, Any],
+               seed: int, num_workers: int, prefix: str = "phantom",
+               image_name: str = "images/{image_id}.png",
                mask_name: str | None = "masks/{image_id}.npz") -> list[dict[str, Any]]:
     """Build, render and save every scan of `slots`; return the table rows in order.
 
@@ -111,7 +114,8 @@ def make_scans(slots: Sequence[ScanSlot], out_dir: Path, geom: ScanGeometry, pha
     return rows
 
 
-def write_table(rows: Sequence[Mapping[str, Any]], path: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
+def write_table(rows: Sequence[Mapping[str, Any]], path: Path,
+                columns: Sequence[str] | None = None) -> pd.DataFrame:
     """Write the annotation table (contract columns only, as text) and return it."""
     columns = list(columns or table_columns())
     table = pd.DataFrame([{c: row[c] for c in columns} for row in rows], columns=columns)
