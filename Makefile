@@ -18,8 +18,21 @@ $(BIN)/activate: requirements.txt pyproject.toml
 
 install: $(BIN)/activate
 
+# The seed README's command sequence on the embedded phantom, offline (LLM=rules; LLM=gpt-4o
+# needs OPENAI_API_KEY).
 pipeline: install
 	$(BIN)/python run/make_dataset.py
+	$(BIN)/python run/generate_curriculum_part1.py dataset=retina model/language_model=$(LLM) dataset/task=tabular_annotate dataset/task/curriculum=tabular_annotate_rules
+	$(BIN)/python run/generate_curriculum_part2.py dataset=retina model/language_model=$(LLM) dataset/task=specialist_annotate dataset/task/curriculum=all_modules
+	$(BIN)/python run/demos/generate_curriculum.py paths=template model/language_model=$(LLM) dataset/task=specialist_annotate dataset/task/curriculum=demo_curriculum
+	$(BIN)/python run/vision_language_pretraining.py dataset=retina pretrained_models=new dataset/task=curriculum_part_1_introduction_to_retina
+	$(BIN)/python run/vision_language_pretraining.py dataset=retina pretrained_models=retinavlm_base_192px dataset/task=curriculum_part_2_advanced_retinal_specialism
+	for task in staging referral biomarkers; do \
+	  $(BIN)/python run/closed_ended_evaluation.py pretrained_models=specialist_v5_192px dataset=retina dataset/task=closed_ended_specialist_$$task models=[specialist_v5_192px,retinavlm_base_192px] || exit 1; \
+	done
+	$(BIN)/python run/open_ended_evaluation.py pretrained_models=specialist_v5_192px dataset=retina
+	$(BIN)/python run/demos/inference.py paths=template
+	$(BIN)/python run/visual_language_gradcam.py dataset=retina dataset/task=language_visual_attention pretrained_models=specialist_v5_192px
 
 test: install
 	$(BIN)/python -m pytest

@@ -16,6 +16,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from evaluation.scoring import MAJORITY  # noqa: E402
+
 logger = logging.getLogger(__name__)
 F1_METRIC = "reference_f1"
 
@@ -84,7 +86,7 @@ def radar_figure(results: Sequence[dict[str, Any]], path: Path, metric: str = F1
     lookup = {(r["model"], r["task"]): r["metrics"][metric]["value"] for r in biomarker_results}
     angles = np.linspace(0, 2 * np.pi, len(tasks), endpoint=False)
     closed = np.append(angles, angles[0])
-    fig, ax = plt.subplots(figsize=(6, 6), subplot_kw={"projection": "polar"})
+    fig, ax = plt.subplots(figsize=(6, 6.6), subplot_kw={"projection": "polar"})
     for model in models:
         values = np.array([lookup.get((model, t), np.nan) for t in tasks], dtype=float)
         values = np.append(values, values[0])
@@ -94,8 +96,8 @@ def radar_figure(results: Sequence[dict[str, Any]], path: Path, metric: str = F1
     ax.set_ylim(0, 1)
     ax.set_rlabel_position(180 / len(tasks))  # radial ticks between the first two spokes
     ax.tick_params(axis="y", labelsize=7)
-    ax.set_title(f"biomarker detection ({metric})")
-    ax.legend(fontsize=8, loc="upper right", bbox_to_anchor=(1.3, 1.1))
+    ax.set_title(f"biomarker detection ({metric})", pad=18)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=min(len(models), 3))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -110,8 +112,9 @@ def write_figures(run_dir: Path, results: Sequence[dict[str, Any]]) -> list[Path
     """
     folder = run_dir / "figures"
     folder.mkdir(parents=True, exist_ok=True)
+    # The majority-class baseline's matrix is one full column; it appears in the bars and radar only.
     written = [confusion_figure(r, folder / f"confusion_{_safe(r['task'])}_{_safe(r['model'])}.png")
-               for r in results]
+               for r in results if r["model"] != MAJORITY]
     if results:
         written.append(f1_bars_figure(results, folder / "f1_bars.png"))
         radar = radar_figure(results, folder / "biomarker_radar.png")

@@ -1,9 +1,11 @@
 """Option-likelihood scoring: how probable each answer option is, given the image and question.
 
 For each (image, option) pair the chat-formatted text `format_prompt(question, answer=option)` is
-run through the model under teacher forcing; the score is the mean log-probability of the option's
-tokens (the answer and its end-of-turn token), so long and short options compete fairly. No text
-is generated and nothing is parsed.
+scored under teacher forcing; the score is the mean log-probability of the option's tokens (the
+answer and, for complete answers, its end-of-turn token), so long and short options compete
+fairly. No text is generated and nothing is parsed. When one question is asked of every image, the
+prompt (image tokens and question) runs once per image with a KV cache shared by all options;
+otherwise every (image, option) sequence runs in full.
 """
 
 from __future__ import annotations
@@ -85,6 +87,53 @@ def score_sequences(model, processor, images: Sequence[Image.Image], questions: 
     return ((token_lp * answer_mask).sum(dim=1) / counts).cpu().numpy()
 
 
+def _option_token_ids(processor, image: Image.Image, question: str, options: Sequence[str],
+                      end_of_turn: bool) -> tuple[int, list[list[int]]] | None:
+    """(prompt length, each option's tokens after the prompt) as the processor tokenises the whole
+    text; None when an option's tokens merge with the prompt's last token (no clean split)."""
+    prompt = format_prompt(processor, question)
+    texts = [prompt] + [format_prompt(processor, question, o) if end_of_turn else prompt + o for o in options]
+    ids = [processor(images=to_rgb([image]), text=[t], return_tensors="pt",
+                     add_special_tokens=False)["input_ids"][0].tolist() for t in texts]
+    prompt_ids = ids[0]
+    if any(full[:len(prompt_ids)] != prompt_ids or len(full) == len(prompt_ids) for full in ids[1:]):
+        return None
+    return len(prompt_ids), [full[len(prompt_ids):] for full in ids[1:]]
+
+
+@torch.no_grad()
+def _score_shared_prompt(model, processor, images: Sequence[Image.Image], question: str,
+                         option_ids: list[list[int]]) -> np.ndarray:
+    """Option scores for a batch of images with one prompt pass per image: the prompt (image and
+    question, identical in length for every image) is run once with a KV cache, which is then
+    repeated for every option's continuation."""
+    tokenizer = _tokenizer(processor)
+    device = next(model.parameters()).device
+    num_images, num_options = len(images), len(option_ids)
+    inputs = processor(images=to_rgb(images), text=[format_prompt(processor, question)] * num_images,
+                       return_tensors="pt", add_special_tokens=False).to(device)
+    inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
+    prompt_out = model(**inputs, use_cache=True)
+    first = torch.log_softmax(prompt_out.logits[:, -1].float(), dim=-1)  # [B, V]: the first option token
+    cache = prompt_out.past_key_values
+    cache.batch_repeat_interleave(num_options)  # [B * K] rows, image-major
+    longest = max(len(o) for o in option_ids)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids = torch.tensor([o + [pad] * (longest - len(o)) for o in option_ids], device=device)  # [K, L]
+    valid = torch.tensor([[1] * len(o) + [0] * (longest - len(o)) for o in option_ids], device=device)
+    ids, valid = ids.repeat(num_images, 1), valid.repeat(num_images, 1)  # [B*K, L]
+    prompt_len = inputs["input_ids"].shape[1]
+    mask = torch.cat([torch.ones(ids.shape[0], prompt_len, dtype=valid.dtype, device=device), valid], dim=1)
+    rest = torch.log_softmax(model(input_ids=ids, attention_mask=mask, cache=cache).logits.float(),
+                             dim=-1)  # [B*K, L, V]: position t predicts option token t + 1
+    token_lp = torch.empty(ids.shape, device=device)
+    token_lp[:, 0] = first.repeat_interleave(num_options, dim=0).gather(-1, ids[:, :1]).squeeze(-1)
+    if longest > 1:
+        token_lp[:, 1:] = rest[:, :-1].gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    scores = (token_lp * valid).sum(dim=1) / valid.sum(dim=1)
+    return scores.view(num_images, num_options).cpu().numpy()
+
+
 def score_options(model, processor, images: Sequence[Image.Image], question: str | Sequence[str],
                   options: Sequence[str], batch_size: int = 16, progress: bool = False,
                   end_of_turn: bool = True) -> np.ndarray:
@@ -103,6 +152,15 @@ def score_options(model, processor, images: Sequence[Image.Image], question: str
     Returns:
         Array [num_images, num_options].
     """
+    if isinstance(question, str) and images:
+        split = _option_token_ids(processor, images[0], question, options, end_of_turn)
+        if split is not None:
+            per_batch = max(1, batch_size // max(1, len(options)))
+            starts = tqdm(range(0, len(images), per_batch), desc="scoring options", disable=not progress)
+            chunks = [_score_shared_prompt(model, processor, images[i:i + per_batch], question, split[1])
+                      for i in starts]
+            return np.concatenate(chunks).astype(np.float64)
+        logger.debug("option tokens merge with the prompt; scoring full sequences instead")
     questions = [question] * len(images) if isinstance(question, str) else list(question)
     pairs = [(i, k) for i in range(len(images)) for k in range(len(options))]
     scores = np.zeros((len(images), len(options)), dtype=np.float64)

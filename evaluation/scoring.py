@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
+from statsmodels.stats.multitest import multipletests
 
 from evaluation.statistics import confusion, holm_correct, mcnemar_paired, metrics_with_intervals, per_class
 from evaluation.tasks import Task
@@ -70,7 +71,8 @@ def compare_models(rows: pd.DataFrame, task: Task) -> list[dict[str, Any]]:
 
 def score_all(rows: pd.DataFrame, tasks: Sequence[Task], n_resamples: int = 1000,
               seed: int = 0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Score every task: (results, comparisons)."""
+    """Score every task: (results, comparisons). Each comparison carries `p_holm` (Holm across the
+    model pairs of its task) and `p_holm_all_tasks` (Holm across all comparisons of the run)."""
     results, comparisons = [], []
     for task in tasks:
         task_rows = rows[rows["task"] == task.name]
@@ -79,4 +81,9 @@ def score_all(rows: pd.DataFrame, tasks: Sequence[Task], n_resamples: int = 1000
             continue
         results += score_task(task_rows, task, n_resamples, seed)
         comparisons += compare_models(task_rows, task)
+    if comparisons:
+        # Also corrected across every comparison of the run (e.g. the ten biomarker tasks as one family).
+        _, adjusted, _, _ = multipletests([c["p_value"] for c in comparisons], method="holm")
+        for comparison, p in zip(comparisons, adjusted):
+            comparison["p_holm_all_tasks"] = float(p)
     return results, comparisons

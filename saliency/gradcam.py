@@ -17,12 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from captum.attr import LayerGradCam, NoiseTunnel
+from captum.attr import LayerGradCam, LayerGradientXActivation, NoiseTunnel
 from torch import nn
 
 from saliency.teacher_forcing import TeacherForcedInput, phrase_log_probability
 
 logger = logging.getLogger(__name__)
+
+METHODS = ("gradcam", "gradient_x_activation")
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,9 @@ class GradCamSettings:
     """How maps are computed (the task config's `gradcam` block).
 
     Attributes:
+        method: `gradcam` (channel weights = gradients averaged over the grid, as in Grad-CAM) or
+            `gradient_x_activation` (each token's own gradient times its activation, summed over
+            channels; sharper where the language model attends to single image tokens).
         layer: module path inside the vision tower (e.g. `encoder.stages.0`), or `auto` for the
             layer whose output the VLM takes as image features (`config.vision_feature_layer`).
         num_prefix_tokens: tokens before the patch grid (a class token); `auto` infers it from a
@@ -41,6 +46,7 @@ class GradCamSettings:
         phrase_batch_size: phrases attributed in one forward/backward pass.
     """
 
+    method: str = "gradcam"
     layer: str = "auto"
     num_prefix_tokens: int | str = "auto"
     relu: bool = True
@@ -211,6 +217,8 @@ class PhraseGradCam:
     def __init__(self, model: nn.Module, settings: GradCamSettings | None = None):
         self.model = model
         self.settings = settings or GradCamSettings()
+        if self.settings.method not in METHODS:
+            raise ValueError(f"gradcam.method={self.settings.method!r}; use one of {METHODS}")
         self.grid_module = TokenGrid()
         self.layer_name: str | None = None
         self._layer: nn.Module | None = None
@@ -237,7 +245,10 @@ class PhraseGradCam:
                 rows = target_mask[start:start + self.settings.phrase_batch_size].to(device)
                 chunks.append(self._attribute(pixel_values, example, rows))
         maps = torch.cat(chunks).float()
-        return torch.nan_to_num(maps, nan=0.0, posinf=0.0, neginf=0.0).cpu().numpy()
+        if not torch.isfinite(maps).all():  # e.g. a half-precision overflow; say so rather than hide it
+            logger.warning("%d non-finite Grad-CAM values set to 0 (try float32 weights)", int((~torch.isfinite(maps)).sum()))
+            maps = torch.nan_to_num(maps, nan=0.0, posinf=0.0, neginf=0.0)
+        return maps.cpu().numpy()
 
     def _attribute(self, pixel_values: torch.Tensor, example: TeacherForcedInput, rows: torch.Tensor) -> torch.Tensor:
         count = rows.shape[0]
@@ -245,15 +256,20 @@ class PhraseGradCam:
         inputs = pixel_values.to(_dtype(self.model)).expand(count, -1, -1, -1).clone()
         extra = (example.input_ids.to(device).expand(count, -1), example.attention_mask.to(device).expand(count, -1),
                  rows)
-        cam = LayerGradCam(self._forward, self.grid_module)
+        if self.settings.method == "gradcam":
+            method, options = LayerGradCam(self._forward, self.grid_module), {"relu_attributions": self.settings.relu}
+        else:
+            method, options = LayerGradientXActivation(self._forward, self.grid_module), {}
         with tokens_as_grid(self._layer, self.grid_module, self.settings.num_prefix_tokens):
             if self.settings.smoothing_samples > 0:
-                attributions = NoiseTunnel(cam).attribute(
+                attributions = NoiseTunnel(method).attribute(
                     inputs, nt_type="smoothgrad", nt_samples=self.settings.smoothing_samples,
-                    stdevs=self.settings.smoothing_std, additional_forward_args=extra,
-                    relu_attributions=self.settings.relu)
+                    stdevs=self.settings.smoothing_std, additional_forward_args=extra, **options)
             else:
-                attributions = cam.attribute(inputs, additional_forward_args=extra, relu_attributions=self.settings.relu)
+                attributions = method.attribute(inputs, additional_forward_args=extra, **options)
+        if self.settings.method == "gradient_x_activation":  # [P, C, g, g] -> [P, 1, g, g]
+            attributions = attributions.sum(1, keepdim=True)
+            attributions = attributions.clamp_min(0) if self.settings.relu else attributions
         return attributions.detach()[:, 0]  # [P, g, g]
 
     def _forward(self, pixel_values, input_ids, attention_mask, target_mask) -> torch.Tensor:

@@ -127,7 +127,9 @@ class PhraseVocabulary:
     def _is_negated(self, report: str, start: int, end: int, next_start: int) -> bool:
         clause_start = max((m.end() for m in _CLAUSE_END.finditer(report, 0, start)), default=0)
         before = report[clause_start:start]
-        cues = list(self._pre.finditer(before)) if self._pre else []
+        # "No, drusen and SRF" answers a yes/no question: a cue followed by a comma is an interjection.
+        cues = [c for c in (self._pre.finditer(before) if self._pre else [])
+                if not before[c.end():].lstrip().startswith(",")]
         if cues:
             after_cue = before[cues[-1].end():]
             if not (self._breaks and self._breaks.search(after_cue)):

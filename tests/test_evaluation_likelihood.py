@@ -51,3 +51,10 @@ def test_prefix_scoring_leaves_out_end_of_turn(tiny, images):
                                          abs=1e-4)
     complete = score_options(model, processor, images[:1], QUESTION, OPTIONS)
     assert not np.allclose(prefix, complete)
+
+
+def test_shared_prompt_cache_matches_full_sequences(tiny, images):
+    model, processor = tiny
+    cached = score_options(model, processor, images, QUESTION, OPTIONS, end_of_turn=False)
+    full = score_options(model, processor, images, [QUESTION] * len(images), OPTIONS, end_of_turn=False)
+    np.testing.assert_allclose(cached, full, atol=1e-4)

@@ -124,3 +124,29 @@ def test_fast_replicate_metrics_match_scikit_learn():
         fast = _fast_metrics(cm, np.array([CLASSES.index(c) for c in positive]))
         slow = point_metrics(labels, preds, CLASSES, positive)
         assert fast == pytest.approx([slow[name] for name in METRIC_NAMES])
+
+
+def test_comparisons_are_holm_corrected_within_and_across_tasks():
+    import pandas as pd
+
+    from evaluation.scoring import score_all
+    from evaluation.tasks import build_tasks
+
+    tasks = build_tasks("biomarkers", {"question": "{biomarker}?"}, ["srf", "irf"])
+    rows = []
+    for task, flips in ((tasks[0], 3), (tasks[1], 0)):
+        for i in range(10):
+            label = "present" if i % 2 else "absent"
+            wrong = "absent" if label == "present" else "present"
+            rows.append({"model": "a", "task": task.name, "image_id": f"i{i}", "patient_id": f"p{i}",
+                         "label": label, "prediction": label})
+            rows.append({"model": "b", "task": task.name, "image_id": f"i{i}", "patient_id": f"p{i}",
+                         "label": label, "prediction": wrong if i < flips else label})
+    _, comparisons = score_all(pd.DataFrame(rows), tasks, n_resamples=10)
+    by_task = {c["task"]: c for c in comparisons}
+    # srf: 3 discordant pairs -> exact p 0.25 (one pair per task, so p_holm = p); irf: p = 1.
+    assert by_task["biomarker_srf"]["p_value"] == pytest.approx(0.25)
+    assert by_task["biomarker_srf"]["p_holm"] == pytest.approx(0.25)
+    # Across the two tasks: sorted 0.25 x 2 = 0.5, then max(0.5, 1 x 1) = 1.
+    assert by_task["biomarker_srf"]["p_holm_all_tasks"] == pytest.approx(0.5)
+    assert by_task["biomarker_irf"]["p_holm_all_tasks"] == pytest.approx(1.0)

@@ -111,6 +111,7 @@ def test_unknown_adapter_is_rejected():
         adapter_config_options({"name": "qformer"})
 
 
+@pytest.mark.slow
 def test_overfitting_one_batch_drives_the_loss_down():
     from models.training.collate import QACollator
 

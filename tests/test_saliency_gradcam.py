@@ -77,6 +77,26 @@ def test_maps_equal_an_independent_gradcam_on_the_same_layer(tiny, example):
         np.testing.assert_allclose(expected_map, manual, rtol=1e-4, atol=1e-6 * float(np.abs(manual).max()))
 
 
+def test_gradient_x_activation_equals_the_token_wise_product(tiny, example):
+    model, _ = tiny
+    tf, _, mask = example
+    explainer = PhraseGradCam(model, GradCamSettings(method="gradient_x_activation"))
+    maps = explainer.maps(tf, mask)
+    layer = vision_tower(model).get_submodule(explainer.layer_name)
+    captured = {}
+    handle = layer.register_forward_hook(lambda m, a, out: captured.update(tokens=out))
+    try:
+        score = phrase_log_probability(model, tf.pixel_values, tf.input_ids, tf.attention_mask, mask[1:2])
+        (gradient,) = torch.autograd.grad(score.sum(), captured["tokens"])
+    finally:
+        handle.remove()
+    manual = torch.relu((gradient[0] * captured["tokens"][0].detach()).sum(-1)).reshape(6, 6).numpy()
+    np.testing.assert_allclose(maps[1], manual, rtol=1e-4, atol=1e-6 * float(np.abs(manual).max()))
+    assert not np.allclose(maps, PhraseGradCam(model).maps(tf, mask))
+    with pytest.raises(ValueError, match="gradcam.method"):
+        PhraseGradCam(model, GradCamSettings(method="lime"))
+
+
 def test_changing_the_target_phrase_changes_the_map(tiny, example):
     model, _ = tiny
     tf, _, mask = example

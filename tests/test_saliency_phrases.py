@@ -25,6 +25,8 @@ def vocabulary():
      [("Cysts", "irf", True), ("Hyper-reflective foci", "hrf", False)]),
     ("Geographic atrophy with cRORA.", [("Geographic atrophy", "rpe_atrophy", False), ("cRORA", "hypertransmission", False)]),
     ("The PEDs-like shadow and SRFx are artefacts.", []),  # whole words only
+    ("No, RPE elevation and subretinal fluid.",  # a yes/no answer, not a negation
+     [("RPE elevation", "rpe_elevation", False), ("subretinal fluid", "srf", False)]),
 ])
 def test_finds_phrases_with_biomarker_and_negation(vocabulary, report, expected):
     phrases = vocabulary.find(report)

@@ -94,3 +94,15 @@ def test_a_question_holding_an_image_placeholder_raises(processor):
     collator = QACollator(processor)
     with pytest.raises(ImageTokenMismatchError, match="2 image placeholders"):
         collator([{"image": _image(), "question": "What is <image> here?", "answer": "x"}])
+
+
+def test_length_grouping_keeps_each_epoch_a_permutation_and_batches_homogeneous():
+    lengths = [10] * 30 + [300] * 2
+    plain = EpochPlan(sizes=[32], weights=[1.0], seed=4)
+    grouped = EpochPlan(sizes=[32], weights=[1.0], seed=4, lengths=lengths, batch_size=4, group_batches=8)
+    order = grouped.order(0)
+    assert sorted(order.tolist()) == sorted(plain.order(0).tolist())
+    batches = order.reshape(-1, 4)
+    long_batches = [b for b in batches if any(lengths[i] == 300 for i in b)]
+    assert len(long_batches) == 1  # the two long examples share one batch
+    assert np.array_equal(order, grouped.order(0))

@@ -82,17 +82,28 @@ class EpochPlan:
     A store of n records with weight w contributes round(w * n) draws per epoch (w > 1 repeats
     records, w < 1 takes a different random subset each epoch).
 
+    With `lengths`, examples of similar length are grouped into the same global batch (within
+    windows of `group_batches` batches, then the batches are shuffled), so a batch is not padded to
+    one long report: part 2 mixes 10-token answers with 200-token reports.
+
     Args:
         sizes: records per store, in store order.
         weights: sampling weight per store.
         seed: base seed.
+        lengths: approximate length of each example (e.g. characters), or None for no grouping.
+        batch_size: global batch size the grouping aims at.
+        group_batches: batches per sorting window.
     """
 
-    def __init__(self, sizes: Sequence[int], weights: Sequence[float], seed: int):
+    def __init__(self, sizes: Sequence[int], weights: Sequence[float], seed: int,
+                 lengths: Sequence[int] | None = None, batch_size: int = 1, group_batches: int = 32):
         self.offsets = np.cumsum([0, *sizes])[:-1]
         self.sizes = list(sizes)
         self.weights = list(weights)
         self.seed = seed
+        self.lengths = np.asarray(lengths) if lengths is not None else None
+        self.batch_size = batch_size
+        self.group_batches = group_batches
         self.epoch_length = int(sum(round(w * n) for n, w in zip(sizes, weights)))
         if self.epoch_length == 0:
             raise ValueError("the curriculum has no training examples (all stores empty or weighted 0)")
@@ -108,7 +119,22 @@ class EpochPlan:
             full, rest = divmod(draws, size)
             picks = [np.arange(size)] * full + [rng.permutation(size)[:rest]]
             parts.append(offset + np.concatenate(picks))
-        return rng.permutation(np.concatenate(parts))
+        order = rng.permutation(np.concatenate(parts))
+        if self.lengths is None or self.batch_size <= 1:
+            return order
+        return self._group_by_length(order, rng)
+
+    def _group_by_length(self, order: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        window = self.batch_size * self.group_batches
+        batches = []
+        for start in range(0, len(order), window):
+            chunk = order[start:start + window]
+            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
+            batches.extend(chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size))
+        full = [b for b in batches if len(b) == self.batch_size]
+        ragged = [b for b in batches if len(b) != self.batch_size]
+        shuffled = [full[i] for i in rng.permutation(len(full))]
+        return np.concatenate(shuffled + ragged)
 
 
 class PlannedBatchSampler(Sampler):

@@ -66,7 +66,9 @@ def run_vision_language_pretraining(cfg: DictConfig) -> dict[str, Any]:
     joined = {name: filter_examples(examples, collator)
               for name, examples in join_split(stores, table, "train").items()}
     train_examples, sizes, weights = flatten(joined, curricula)
-    plan = EpochPlan(sizes, weights, seed=int(cfg.seed))
+    lengths = [len(e.record.question) + len(e.record.answer) for e in train_examples]
+    plan = EpochPlan(sizes, weights, seed=int(cfg.seed), lengths=lengths if train_cfg.group_by_length else None,
+                     batch_size=int(train_cfg.batch_size) * accelerator.num_processes)
     train_set = CurriculumDataset(train_examples, build_scan_transform(
         int(cfg.dataset.crop_size), OmegaConf.to_container(cfg.dataset.augmentation), image_size), int(cfg.seed))
     eval_set = _validation_set(stores, table, curricula, collator, cfg, image_size)
