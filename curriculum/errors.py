@@ -20,9 +20,11 @@ from curriculum.generator import GenerationError
 from curriculum.modules import CurriculumConfigError
 from curriculum.secrets import MissingAPIKeyError, redact
 from dataset.annotations import AnnotationError
+from dataset.images import ImageReadError
 
+# FileNotFoundError covers a missing registry model (its message names the command that makes it).
 EXPECTED = (MissingAPIKeyError, BackendError, CurriculumConfigError, AnnotationError, GenerationError,
-            OmegaConfBaseException)
+            ImageReadError, FileNotFoundError, OmegaConfBaseException)
 EXIT_EXPECTED, EXIT_UNEXPECTED = 2, 1
 
 

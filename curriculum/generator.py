@@ -121,7 +121,7 @@ def _records_of(module: ModuleSpec, row: Mapping[str, Any], response: ChatRespon
 
 def _raw_line(module: ModuleSpec, image_id: str, response: ChatResponse, backend: LLMBackend,
               kept: int, fingerprint: str) -> dict[str, Any]:
-    return {"request_key": request_key(image_id, module.name), "input_hash": fingerprint,
+    return {"request_key": request_key(image_id, module.name, backend.source, backend.model), "input_hash": fingerprint,
             "image_id": image_id, "module": module.name,
             "source": backend.source, "model": backend.model, "prompt_version": module.prompt_version,
             "finish_reason": response.finish_reason, "text": redact(response.text) if response.text else "",
@@ -167,7 +167,7 @@ def generate_module(module: ModuleSpec, table: pd.DataFrame, backend: LLMBackend
     for _, series in table.iterrows():
         row = _row_dict(series)
         reason = _skip_reason(module, row)
-        done_hash = store.done.get(request_key(str(row["image_id"]), module.name))
+        done_hash = store.done.get(request_key(str(row["image_id"]), module.name, backend.source, backend.model))
         if reason:
             counts[reason] += 1
         elif done_hash is None:

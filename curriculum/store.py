@@ -26,9 +26,13 @@ RAW_FILE = "raw_responses.jsonl"
 _LOCATION_COLUMNS = {"image_file", "image_path", "mask_path"}
 
 
-def request_key(image_id: str, module: str) -> str:
-    """The key that marks one image's request in one module as done."""
-    return f"{image_id}\x1f{module}"
+def request_key(image_id: str, module: str, source: str = "", model: str = "") -> str:
+    """The key that marks one image's request in one module, by one backend and model, as done.
+
+    Backend and model are part of it so that a second LLM writing into the same module folder
+    (e.g. gpt-4o after the offline rules) generates its own records instead of skipping them all.
+    """
+    return "\x1f".join([image_id, module, source, model])
 
 
 class CurriculumStore:

@@ -6,12 +6,19 @@
 import hydra
 from omegaconf import DictConfig
 
+from curriculum.errors import exit_on_error
+from curriculum.secrets import guard_process_secrets
 from evaluation.closed_ended import run_closed_ended_evaluation
+
+
+# Before Hydra composes: a key given as paths.openai_api_key=... must never reach a log line.
+guard_process_secrets()
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="closed_ended_evaluation")
 def main(cfg: DictConfig) -> None:
-    run_closed_ended_evaluation(cfg)
+    with exit_on_error():
+        run_closed_ended_evaluation(cfg)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,19 @@
 import hydra
 from omegaconf import DictConfig
 
+from curriculum.errors import exit_on_error
+from curriculum.secrets import guard_process_secrets
 from evaluation.external import score_external_predictions
+
+
+# Before Hydra composes: a key given as paths.openai_api_key=... must never reach a log line.
+guard_process_secrets()
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="score_predictions")
 def main(cfg: DictConfig) -> None:
-    score_external_predictions(cfg)
+    with exit_on_error():
+        score_external_predictions(cfg)
 
 
 if __name__ == "__main__":

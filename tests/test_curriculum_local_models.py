@@ -5,8 +5,10 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from curriculum_support import compose_config, make_tiny_chat_model, write_curriculum_table
@@ -56,7 +58,7 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_part2_through_transformers_serve(tmp_path, tiny_model):
     port = _free_port()
-    server = subprocess.Popen(["transformers", "serve", str(tiny_model), "--host", "127.0.0.1", "--port", str(port),
+    server = subprocess.Popen([str(Path(sys.executable).with_name("transformers")), "serve", str(tiny_model), "--host", "127.0.0.1", "--port", str(port),
                                "--device", "cpu"], env=dict(os.environ, HF_HUB_OFFLINE="1"),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:

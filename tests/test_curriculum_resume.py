@@ -67,4 +67,4 @@ def test_sigkill_then_rerun_gives_every_record_once(tmp_path):
                 for image in image_ids for index in range(2)}
     assert set(ids) == expected and len(image_ids) == images
     keys = [json.loads(line)["request_key"] for line in (store / RAW_FILE).read_text().splitlines()]
-    assert sorted(keys) == sorted({request_key(image, MODULE) for image in image_ids})
+    assert sorted(keys) == sorted({request_key(image, MODULE, "openai_compatible", "slow-model") for image in image_ids})

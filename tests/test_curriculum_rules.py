@@ -123,3 +123,9 @@ def test_a_changed_table_is_not_mixed_into_an_old_store(tmp_path, table):
     rows.to_csv(table, index=False)
     with pytest.raises(GenerationError, match="different annotations for 1 image"):
         _run("generate_curriculum_part1", tmp_path, table)
+
+
+def test_a_second_backend_in_the_same_folder_is_not_skipped():
+    from curriculum.store import request_key
+
+    assert request_key("img", "m", "rules", "rules-v1") != request_key("img", "m", "openai", "gpt-4o")

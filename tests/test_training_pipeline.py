@@ -114,7 +114,8 @@ def test_run_killed_mid_training_resumes_to_the_same_weights(tmp_path):
 @pytest.mark.slow
 def test_accelerate_launch_two_cpu_processes(tmp_path):
     write_training_data(tmp_path)
-    command = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2",
+    # The venv's own CLI: the suite may run without the venv on PATH (e.g. .venv/bin/python -m pytest).
+    command = [str(Path(sys.executable).with_name("accelerate")), "launch", "--multi_gpu", "--num_processes", "2",
                str(REPO / "run" / "vision_language_pretraining.py"), *training_overrides(tmp_path)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=400)

@@ -1,0 +1,149 @@
+"""Supervised vision pretraining: teach a fresh vision tower the scan findings before the curriculum.
+
+A tiny LeViT trained from random only through the language loss learns almost nothing about the
+image in a CPU budget: part 1 of the curriculum is mostly non-visual and the decoder learns the
+answer priors first, so the option likelihoods end up the same for every scan. A few hundred steps
+of plain classification on the training split (6-way stage cross-entropy + multi-label BCE on the
+evaluation biomarkers, through a temporary linear head on pooled tower features) give the tower
+features that the curriculum can then read. The head is discarded; only the tower keeps the update.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+
+from dataset.clinical import EVALUATION_BIOMARKERS, STAGES, is_present
+from dataset.images import load_scan
+from dataset.transforms import ScanTransform
+
+logger = logging.getLogger(__name__)
+
+
+class PooledHead(nn.Module):
+    """Temporary classifier on a tower's token features: mean- and max-pooled, then linear.
+
+    Max pooling matters because lesions cover a few of the 36 tokens; the mean alone dilutes them.
+    """
+
+    def __init__(self, width: int, num_stages: int, num_biomarkers: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(2 * width)
+        self.linear = nn.Linear(2 * width, num_stages + num_biomarkers)
+        self.num_stages = num_stages
+
+    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pooled = torch.cat([tokens.mean(1), tokens.amax(1)], dim=-1)
+        logits = self.linear(self.norm(pooled))
+        return logits[:, :self.num_stages], logits[:, self.num_stages:]
+
+
+def scan_labels(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Stage indices (into `dataset.clinical.STAGES`) and biomarker presence for each row.
+
+    Raises:
+        ValueError: a row's stage is not one of `STAGES` (names the image).
+    """
+    stage_index = {name: i for i, name in enumerate(STAGES)}
+    unknown = [(row.image_id, row.stage) for row in table.itertuples() if row.stage not in stage_index]
+    if unknown:
+        raise ValueError(f"vision pretraining: rows with a stage outside {list(STAGES)}: {unknown[:5]}; "
+                         "fix the annotation table or set training.vision_pretraining.enabled=false")
+    stages = np.array([stage_index[s] for s in table["stage"]], dtype=np.int64)
+    markers = np.array([[float(is_present(row, b)) for b in EVALUATION_BIOMARKERS]
+                        for row in table.to_dict("records")], dtype=np.float32)
+    return stages, markers
+
+
+def to_pixels(images: Sequence, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """Grayscale PIL crops -> normalised [B, 3, H, W] tensors, as the LLaVA processor makes them."""
+    gray = torch.from_numpy(np.stack([np.asarray(im, dtype=np.float32) / 255.0 for im in images]))
+    pixels = gray[:, None].expand(-1, 3, -1, -1)
+    mean_t = torch.tensor(list(mean), dtype=torch.float32)[None, :, None, None]
+    std_t = torch.tensor(list(std), dtype=torch.float32)[None, :, None, None]
+    return (pixels - mean_t) / std_t
+
+
+def pretrain_vision_tower(tower: nn.Module, feature_layer: int, table: pd.DataFrame, transform: ScanTransform,
+                          cfg: Mapping[str, Any], image_mean: Sequence[float], image_std: Sequence[float],
+                          seed: int = 0) -> dict[str, Any]:
+    """Train `tower` in place as a scan classifier for `cfg.steps` steps; the head is thrown away.
+
+    Args:
+        tower: the VLM's vision tower (hidden states are token sequences [B, N, D]).
+        feature_layer: the hidden state the VLM's adapter reads (the one trained here).
+        table: annotation rows to learn from (the training split only), with `image_file`,
+            `stage` and the biomarker columns.
+        transform: the augmented training transform (`dataset.transforms.build_scan_transform`).
+        cfg: `training.vision_pretraining` (steps, batch_size, learning_rate, weight_decay,
+            warmup_steps, biomarker_weight, log_every).
+        image_mean, image_std: the processor's normalisation.
+        seed: seeds batch order, augmentation and the head.
+
+    Returns:
+        Summary: steps, wall time, (step, loss, stage accuracy) log over the training batches.
+
+    Raises:
+        ValueError: the table is empty or has unknown stages.
+    """
+    if table.empty:
+        raise ValueError("vision pretraining: no training rows; set training.vision_pretraining.enabled=false")
+    started = time.perf_counter()
+    steps, batch_size = int(cfg["steps"]), int(cfg.get("batch_size", 32))
+    stages, markers = scan_labels(table)
+    scans = [load_scan(path) for path in table["image_file"]]  # a few thousand small scans fit in memory
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    param = next(tower.parameters())
+    with torch.no_grad():
+        was_training = tower.training
+        tower.eval()
+        probe = to_pixels([transform(scans[0], rng).convert("L")], image_mean, image_std).to(param)
+        width = tower(probe, output_hidden_states=True).hidden_states[feature_layer].shape[-1]
+        tower.train(was_training)
+    head = PooledHead(width, len(STAGES), len(EVALUATION_BIOMARKERS)).to(param.device)
+    params = list(tower.parameters()) + list(head.parameters())
+    optimizer = torch.optim.AdamW(params, lr=float(cfg.get("learning_rate", 2e-3)),
+                                  weight_decay=float(cfg.get("weight_decay", 0.01)))
+    scheduler = get_scheduler(str(cfg.get("lr_schedule", "cosine")), optimizer,
+                              num_warmup_steps=int(cfg.get("warmup_steps", 20)), num_training_steps=steps)
+    biomarker_weight = float(cfg.get("biomarker_weight", 1.0))
+    log_every = int(cfg.get("log_every", 25))
+    tower.train()
+    history, window = [], []
+    order = rng.permutation(len(scans))
+    cursor = 0
+    for step in tqdm(range(steps), desc="vision pretraining"):
+        if cursor + batch_size > len(order):
+            order, cursor = rng.permutation(len(scans)), 0
+        index = order[cursor:cursor + batch_size]
+        cursor += batch_size
+        pixels = to_pixels([transform(scans[i], rng) for i in index], image_mean, image_std).to(param)
+        tokens = tower(pixels, output_hidden_states=True).hidden_states[feature_layer]
+        stage_logits, marker_logits = head(tokens)
+        target_stage = torch.from_numpy(stages[index]).to(param.device)
+        loss = nn.functional.cross_entropy(stage_logits, target_stage) + biomarker_weight * \
+            nn.functional.binary_cross_entropy_with_logits(marker_logits, torch.from_numpy(markers[index]).to(param))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        window.append((loss.item(), (stage_logits.argmax(-1) == target_stage).float().mean().item()))
+        if (step + 1) % log_every == 0 or step + 1 == steps:
+            mean_loss, mean_acc = np.mean(window, axis=0)
+            history.append((step + 1, round(float(mean_loss), 4), round(float(mean_acc), 3)))
+            logger.info("vision pretraining step %d: loss %.3f, batch stage accuracy %.2f", *history[-1])
+            window.clear()
+    del head, optimizer  # the head is not part of the VLM
+    return {"steps": steps, "wall_time_s": round(time.perf_counter() - started, 1), "history": history,
+            "train_images": len(scans)}
