@@ -58,7 +58,11 @@ def run_demo_inference(cfg: DictConfig) -> list[dict[str, Any]]:
     run_dir = prepare_run(cfg)
     task = cfg.dataset.task
     paths = find_images(task.images)
-    questions = [str(q) for q in task.questions]
+    not_text = [q for q in task.questions if not isinstance(q, str)]
+    if not_text:
+        # YAML reads an unquoted "Describe it: findings, stage" as a mapping, not a question.
+        raise ValueError(f"dataset.task.questions must be plain strings; quote these in YAML: {not_text}")
+    questions = list(task.questions)
     if not questions:
         raise ValueError("dataset.task.questions is empty; give at least one question")
     transform = build_scan_transform(int(cfg.dataset.crop_size), None,

@@ -105,3 +105,17 @@ def test_demo_inference_tiny(tmp_path, tiny_vlm_dir):
     assert [r["question"] for r in records[:3]] == ["What stage?", "Any fluid?", "Write a report."]
     saved = (tmp_path / "run" / "answers.jsonl").read_text().splitlines()
     assert [json.loads(x)["answer"] for x in saved] == [r["answer"] for r in records]
+
+
+def test_shipped_demo_questions_are_plain_strings(tmp_path):
+    cfg = compose_config("inference", tmp_path, ["paths=template"])
+    assert all(isinstance(q, str) for q in cfg.dataset.task.questions)
+    assert any(": " in q for q in cfg.dataset.task.questions)  # the one YAML once read as a mapping
+
+
+def test_demo_rejects_a_question_that_is_not_text(tmp_path, tiny_vlm_dir):
+    shutil.copytree(tiny_vlm_dir, tmp_path / "models" / "specialist_v5_192px")
+    cfg = compose_config("inference", tmp_path, ["paths=template", f"paths.model_dir={tmp_path / 'models'}",
+                                                 "dataset.task.questions=[{Describe: findings}]"])
+    with pytest.raises(ValueError, match="quote these in YAML"):
+        run_demo_inference(cfg)

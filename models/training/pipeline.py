@@ -22,11 +22,12 @@ from dataset.runtime import prepare_run
 from dataset.transforms import build_scan_transform
 from models.policies import apply_trainable_policy, count_parameters, unwrap_for_saving
 from models.registry import resolve_model
-from models.training.checkpoint import config_fingerprint
+from models.training.checkpoint import config_fingerprint, find_resumable
 from models.training.collate import QACollator, filter_examples
 from models.training.data import CurriculumDataset, EpochPlan, flatten, join_split, load_curriculum
 from models.training.loop import run_training_loop
 from models.training.trackers import build_trackers
+from models.training.vision_pretraining import maybe_pretrain_vision
 from models.vlm import build_vlm, check_image_token_count, load_vlm, save_vlm
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,8 @@ def run_vision_language_pretraining(cfg: DictConfig) -> dict[str, Any]:
     stores = load_curriculum(cfg.paths.curriculum_dir, curricula)
     model, processor = _starting_model(cfg, table, checkpoint_dir, accelerator)
     check_image_token_count(model, processor)
+    vision_summary = maybe_pretrain_vision(cfg, model, processor, table,  # no-op unless `new` (see its doc)
+                                           resuming=bool(train_cfg.resume and find_resumable(checkpoint_dir, fingerprint)))
     if train_cfg.gradient_checkpointing:
         model.model.language_model.gradient_checkpointing_enable({"use_reentrant": False})
     model = apply_trainable_policy(model, train_cfg.policy)
@@ -87,7 +90,7 @@ def run_vision_language_pretraining(cfg: DictConfig) -> dict[str, Any]:
                "wall_time_s": round(result.wall_time_s, 1), "trainable_parameters": trainable,
                "total_parameters": total, "train_examples": len(train_examples),
                "eval_examples": len(eval_set) if eval_set is not None else 0,
-               "truncated_answers": collator.truncated_answers}
+               "truncated_answers": collator.truncated_answers, "vision_pretraining": vision_summary}
     if accelerator.is_main_process:
         (run_dir / "training_summary.json").write_text(json.dumps(summary, indent=2))
     logger.info("saved %s after %d steps (%.0f s)", output_dir, result.steps, result.wall_time_s)

@@ -147,3 +147,36 @@ def pretrain_vision_tower(tower: nn.Module, feature_layer: int, table: pd.DataFr
     del head, optimizer  # the head is not part of the VLM
     return {"steps": steps, "wall_time_s": round(time.perf_counter() - started, 1), "history": history,
             "train_images": len(scans)}
+
+
+def maybe_pretrain_vision(cfg, model, processor, table: pd.DataFrame, resuming: bool) -> dict[str, Any] | None:
+    """Run the vision pretraining stage when it applies: `training.vision_pretraining.enabled`,
+    a model built from `new` (a loaded model's tower has already been trained), and no checkpoint
+    to resume (its state would overwrite the tower anyway).
+
+    Args:
+        cfg: the composed `vision_language_pretraining` config.
+        model: the freshly built LLaVA model (its vision tower is trained in place).
+        processor: its processor (normalisation statistics).
+        table: the whole annotation table; only the training split is used.
+        resuming: whether the curriculum loop will resume from a checkpoint.
+
+    Returns:
+        The stage summary, or None when skipped.
+    """
+    from dataset.transforms import build_scan_transform
+    from models.registry import resolve_model
+
+    vp_cfg = cfg.training.get("vision_pretraining")
+    if not vp_cfg or not vp_cfg.get("enabled", False) or int(vp_cfg.get("steps", 0)) <= 0:
+        return None
+    if resolve_model(cfg.pretrained_models).kind != "new" or resuming:
+        return None
+    from omegaconf import OmegaConf
+
+    train = table[table["split"] == "train"] if "split" in table.columns else table
+    transform = build_scan_transform(int(cfg.dataset.crop_size), OmegaConf.to_container(cfg.dataset.augmentation),
+                                     (int(cfg.dataset.image_height), int(cfg.dataset.image_width)))
+    image_processor = processor.image_processor
+    return pretrain_vision_tower(model.model.vision_tower, int(model.config.vision_feature_layer), train, transform,
+                                 vp_cfg, image_processor.image_mean, image_processor.image_std, int(cfg.seed))
