@@ -20,6 +20,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
+from curriculum.backends.base import BackendError
 from models.registry import ResolvedModel, resolve_model
 
 logger = logging.getLogger(__name__)
@@ -126,7 +127,8 @@ class OpenAIVisionModel:
                 model=self.model, messages=[{"role": "user", "content": content}],
                 max_tokens=self.max_new_tokens, temperature=self.temperature)
         except Exception as err:  # noqa: BLE001 - re-raised below with any secret scrubbed
-            raise RuntimeError(f"{self.name}: request to the vision endpoint failed: {redact(err)}") from None
+            raise BackendError(f"{self.name}: request to the vision endpoint at {self.client.base_url} "
+                               f"failed: {redact(err)}") from None
         return (reply.choices[0].message.content or "").strip()
 
     def generate(self, images: Sequence[Image.Image], questions: Sequence[str]) -> list[str]:
