@@ -33,6 +33,22 @@ def _subretinal(scene: Scene, layer: str, biomarker: str, width_um: float, heigh
     return profile, centre
 
 
+def _subretinal_finisher(layer: str, below: str, profile: np.ndarray, centre: float, rng: np.random.Generator,
+                         brightness: float, spread: float) -> Finisher:
+    """Paint bright mottled material filling `layer` (down to the top of `below`), cast a faint
+    shadow under it and record its mask; shared by SHRM and fibrosis."""
+
+    def finish(scene: Scene) -> None:
+        tops = scene.tops()
+        mask = scene.band(tops[layer], tops[below], columns_of(profile))
+        mask = ensure_pixel(mask, tops[layer][int(centre)], centre)
+        scene.paint.append((mask, blotches(scene, rng, brightness, spread)))
+        scene.add_shadow(mask, 0.006)
+        scene.add_mask(layer, mask)
+
+    return finish
+
+
 def plan_srf(scene: Scene, findings: Mapping[str, Any], rng: np.random.Generator) -> Finisher:
     """A dark lens of fluid lifting the neurosensory retina off the RPE."""
     widths, heights = VOLUME_SRF_UM[findings["srf_volume"]]
@@ -56,15 +72,7 @@ def plan_shrm(scene: Scene, findings: Mapping[str, Any], rng: np.random.Generato
     scene.thickness["shrm"] = profile
     scene.value["ez"] = scene.value["ez"] - 0.25 * (profile > 0.5)
 
-    def finish(scene: Scene) -> None:
-        tops = scene.tops()
-        mask = scene.band(tops["shrm"], tops["fibrosis"], columns_of(profile))
-        mask = ensure_pixel(mask, tops["shrm"][int(centre)], centre)
-        scene.paint.append((mask, blotches(scene, rng, 0.68, 0.14)))
-        scene.add_shadow(mask, 0.006)
-        scene.add_mask("shrm", mask)
-
-    return finish
+    return _subretinal_finisher("shrm", "fibrosis", profile, centre, rng, brightness=0.68, spread=0.14)
 
 
 def plan_fibrosis(scene: Scene, findings: Mapping[str, Any], rng: np.random.Generator) -> Finisher:
@@ -82,16 +90,7 @@ def plan_fibrosis(scene: Scene, findings: Mapping[str, Any], rng: np.random.Gene
     # The scar replaces the photoreceptors, so the inner retina bulges little over it.
     scene.thickness["onl"] = np.maximum(scene.thickness["onl"] * (1.0 - 0.45 * over) - 0.5 * profile, 1.5)
 
-    def finish(scene: Scene) -> None:
-        tops = scene.tops()
-        columns = columns_of(profile)
-        mask = scene.band(tops["fibrosis"], tops["sub_rpe"], columns)
-        mask = ensure_pixel(mask, tops["fibrosis"][int(centre)], centre)
-        scene.paint.append((mask, blotches(scene, rng, 0.84, 0.08)))
-        scene.add_shadow(mask, 0.006)
-        scene.add_mask("fibrosis", mask)
-
-    return finish
+    return _subretinal_finisher("fibrosis", "sub_rpe", profile, centre, rng, brightness=0.84, spread=0.08)
 
 
 def plan_irf(scene: Scene, findings: Mapping[str, Any], rng: np.random.Generator) -> Finisher:
