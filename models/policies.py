@@ -1,9 +1,13 @@
 """Trainable-part policies: which parameters of the VLM train.
 
-- `full`: everything (the tiny default, which starts random).
-- `adapter`: the projector only, LLM and vision tower frozen (reference-faithful); with
-  `load_in_8bit` the frozen LLM is quantised, which needs CUDA and bitsandbytes.
+- `full`: the whole LLM and the projector (the tiny default, whose LLM starts random).
+- `adapter`: the projector only, LLM frozen (reference-faithful); with `load_in_8bit` the frozen
+  LLM is quantised, which needs CUDA and bitsandbytes.
 - `lora`: the projector plus LoRA adapters (peft) on the LLM's `target_modules`.
+
+Under every policy the vision tower trains only with `train_vision_encoder: true`. The reference
+froze its pretrained encoder; the tiny default pretrains its tower on the scans first
+(`models/training/vision_pretraining.py`) and then freezes it too.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ def apply_trainable_policy(model, policy_cfg: Mapping[str, Any]):
 
     Args:
         model: a LlavaForConditionalGeneration.
-        policy_cfg: `name` (full | adapter | lora), `train_vision_encoder` (bool, adapter/lora),
+        policy_cfg: `name` (full | adapter | lora), `train_vision_encoder` (bool, default false),
             `load_in_8bit` (adapter), `lora` {r, alpha, dropout, target_modules}.
 
     Returns:
@@ -40,19 +44,28 @@ def apply_trainable_policy(model, policy_cfg: Mapping[str, Any]):
         raise ValueError(f"training.policy.name={name!r} is unknown; use one of {POLICIES}")
     if policy_cfg.get("load_in_8bit", False):
         require_8bit_support()
-    if name == "full":
-        model.requires_grad_(True)
-    else:
-        model.requires_grad_(False)
-        model.model.multi_modal_projector.requires_grad_(True)
-        if policy_cfg.get("train_vision_encoder", False):
-            model.model.vision_tower.requires_grad_(True)
+    model.requires_grad_(name == "full")
+    model.model.multi_modal_projector.requires_grad_(True)
+    model.model.vision_tower.requires_grad_(bool(policy_cfg.get("train_vision_encoder", False)))
     if name == "lora":
         model = _wrap_lora(model, policy_cfg.get("lora", {}), policy_cfg.get("train_vision_encoder", False))
     trainable, total = count_parameters(model)
     logger.info("policy %s: %s of %s parameters trainable (%.1f%%)", name, f"{trainable:,}", f"{total:,}",
                 100.0 * trainable / max(total, 1))
     return model
+
+
+def train_mode(model) -> None:
+    """Put `model` in train mode, but keep frozen normalisation layers in eval mode.
+
+    A frozen (e.g. pretrained) vision tower's batch-norm statistics must not drift with the
+    training batches, or the features the adapter learnt to read would change under it.
+    """
+    model.train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and \
+                not any(p.requires_grad for p in module.parameters()):
+            module.eval()
 
 
 def require_8bit_support() -> None:

@@ -8,7 +8,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from fixtures_models import build_tiny_vlm
-from models.policies import apply_trainable_policy, count_parameters, unwrap_for_saving
+from models.policies import apply_trainable_policy, count_parameters, train_mode, unwrap_for_saving
 from models.registry import ModelNotFoundError, resolve_model
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -59,11 +59,30 @@ def _trainable_names(model):
     return {n for n, p in model.named_parameters() if p.requires_grad}
 
 
-def test_full_policy_trains_everything():
+def test_full_policy_trains_everything_when_the_tower_is_included():
     model, _ = build_tiny_vlm()
-    model = apply_trainable_policy(model, {"name": "full"})
+    model = apply_trainable_policy(model, {"name": "full", "train_vision_encoder": True})
     trainable, total = count_parameters(model)
     assert trainable == total
+
+
+def test_full_policy_freezes_the_vision_tower_by_default():
+    model, _ = build_tiny_vlm()
+    names = _trainable_names(apply_trainable_policy(model, {"name": "full"}))
+    assert not any("vision_tower" in n for n in names)
+    assert any("language_model" in n for n in names) and any("multi_modal_projector" in n for n in names)
+
+
+def test_train_mode_keeps_frozen_batch_norms_in_eval_mode():
+    model, _ = build_tiny_vlm()
+    model = apply_trainable_policy(model, {"name": "full"})
+    train_mode(model)
+    norms = [m for m in model.model.vision_tower.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert norms and not any(m.training for m in norms)
+    assert model.model.language_model.training and model.model.multi_modal_projector.training
+    model = apply_trainable_policy(model, {"name": "full", "train_vision_encoder": True})
+    train_mode(model)
+    assert all(m.training for m in norms)
 
 
 def test_adapter_policy_trains_only_the_projector():

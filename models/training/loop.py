@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
+from models.policies import train_mode
 from models.training.checkpoint import find_resumable, save_checkpoint
 from models.training.collate import QACollator
 from models.training.data import CurriculumDataset, EpochPlan, PlannedBatchSampler
@@ -90,7 +91,7 @@ def run_training_loop(accelerator, model, collator: QACollator, train_set: Curri
     batches = iter(loader)
     progress = tqdm(range(start_step, max_steps), initial=start_step, total=max_steps, desc="training",
                     disable=not accelerator.is_local_main_process)
-    model.train()
+    train_mode(model)
     window: list[float] = []
     for step in progress:
         loss = _optimizer_step(accelerator, model, optimizer, scheduler, batches, accumulation,
@@ -153,7 +154,7 @@ def evaluate_loss(accelerator, model, collator: QACollator, eval_set: Curriculum
         count = (batch["labels"][:, 1:] != -100).sum()
         loss_sum += loss.double() * count
         tokens += count
-    model.train()
+    train_mode(model)
     loss_sum = accelerator.reduce(loss_sum, reduction="sum")
     tokens = accelerator.reduce(tokens, reduction="sum")
     return float(loss_sum / tokens) if tokens > 0 else math.nan
