@@ -90,6 +90,24 @@ def matmul_peak(device, dtype, size: int, repeats: int) -> float:
     return 2 * size**3 / best
 
 
+def count_step_flops(model, step) -> int:
+    """FLOPs of one training step, counted by torch's FlopCounterMode.
+
+    The counter's formula for scaled-dot-product attention rejects grouped-query shapes (Llama-3's
+    8 key/value heads for 32 query heads), so the counted step runs eager attention: the same
+    matrix products, written out, with the key/value heads repeated as SDPA would.
+    """
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    previous = inner.config._attn_implementation
+    inner.set_attn_implementation("eager")
+    try:
+        with FlopCounterMode(display=False) as counter:
+            step()
+    finally:
+        inner.set_attn_implementation(previous)
+    return counter.get_total_flops()
+
+
 def _sync(device):
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
@@ -141,9 +159,7 @@ def main() -> None:
 
     for _ in range(args.warmup):
         step()
-    with FlopCounterMode(display=False) as counter:
-        step()
-    flops_per_step = counter.get_total_flops()
+    flops_per_step = count_step_flops(model, step)
     _sync(device)
     start = time.perf_counter()
     for _ in range(args.steps):

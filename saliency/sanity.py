@@ -32,7 +32,7 @@ def randomised_vision_copy(model: nn.Module, seed: int = 0) -> nn.Module:
         for param in vision_tower(randomised).parameters():
             if param.numel() < 2 or not param.is_floating_point():
                 continue
-            noise = torch.randn(param.shape, generator=generator, dtype=torch.float32)
+            noise = torch.randn(param.shape, generator=generator, dtype=torch.float32).to(param.device)
             param.copy_((noise * param.float().std() + param.float().mean()).to(param.dtype))
     return randomised.eval()
 

@@ -57,6 +57,7 @@ def run_vision_language_pretraining(cfg: DictConfig) -> dict[str, Any]:
     stores = load_curriculum(cfg.paths.curriculum_dir, curricula)
     model, processor = _starting_model(cfg, table, checkpoint_dir, accelerator)
     check_image_token_count(model, processor)
+    model.to(accelerator.device)  # vision pretraining runs before accelerate prepares the model
     vision_summary = maybe_pretrain_vision(cfg, model, processor, table,  # no-op unless `new` (see its doc)
                                            resuming=bool(train_cfg.resume and find_resumable(checkpoint_dir, fingerprint)))
     if train_cfg.gradient_checkpointing:
