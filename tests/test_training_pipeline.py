@@ -39,7 +39,8 @@ def test_two_stages_chain_and_the_specialist_runs_in_a_stock_pipeline(tmp_path):
     part_1 = run_vision_language_pretraining(_compose(training_overrides(
         tmp_path, ["training.log_with=[csv,tensorboard]"])))
     assert part_1["output_model"].endswith("retinavlm_base_192px") and part_1["steps"] == 4
-    assert part_1["eval_loss"] and part_1["trainable_parameters"] == part_1["total_parameters"]
+    assert part_1["eval_loss"] and part_1["vision_pretraining"]["steps"] == 2
+    assert 0 < part_1["trainable_parameters"] < part_1["total_parameters"]  # the pretrained tower is frozen
     metrics = (tmp_path / "run" / "metrics.csv").read_text()
     assert "eval/loss" in metrics and "train/loss" in metrics
     assert list((tmp_path / "run").glob("**/events.out.tfevents*"))  # TensorBoard too
@@ -123,3 +124,25 @@ def test_accelerate_launch_two_cpu_processes(tmp_path):
     assert (tmp_path / "outputs" / "models" / "retinavlm_base_192px" / "model.safetensors").is_file()
     summary = json.loads((tmp_path / "run" / "training_summary.json").read_text())
     assert summary["steps"] == 4
+
+
+def test_a_stage_task_sets_its_own_training_unless_the_command_line_does():
+    from omegaconf import OmegaConf
+
+    from models.training.pipeline import apply_stage_training
+
+    def config():
+        return OmegaConf.create({"training": {"max_steps": 300, "lr_schedule": "cosine", "batch_size": 16},
+                                 "dataset": {"task": {"name": "part2", "training": {
+                                     "max_steps": 400, "lr_schedule": "constant_with_warmup"}}}})
+
+    cfg = config()
+    apply_stage_training(cfg, ["dataset=retina"])
+    assert cfg.training.max_steps == 400 and cfg.training.lr_schedule == "constant_with_warmup"
+    assert cfg.training.batch_size == 16
+    cfg = config()
+    apply_stage_training(cfg, ["training.max_steps=7"])
+    assert cfg.training.max_steps == 300 and cfg.training.lr_schedule == "constant_with_warmup"
+    cfg = config()
+    apply_stage_training(cfg, ["training=debug"])
+    assert cfg.training.max_steps == 300 and cfg.training.lr_schedule == "cosine"
