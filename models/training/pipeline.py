@@ -107,10 +107,10 @@ def apply_stage_training(cfg: DictConfig, command_line: list[str]) -> None:
         cfg: the composed config (changed in place).
         command_line: Hydra's task overrides, e.g. `["training.max_steps=7"]`.
     """
-    stage = cfg.dataset.task.get("training")
-    if not stage or any(o.lstrip("+~").split("=")[0] == "training" for o in command_line):
-        return
     given = {o.lstrip("+~").split("=")[0] for o in command_line}
+    stage = cfg.dataset.task.get("training")
+    if not stage or "training" in given:
+        return
     for key, value in OmegaConf.to_container(stage, resolve=True).items():
         if f"training.{key}" not in given:
             OmegaConf.update(cfg, f"training.{key}", value, merge=True)
