@@ -48,6 +48,25 @@ def test_rules_wording_is_seeded():
     assert len(variants) > 1
 
 
+@pytest.mark.parametrize(("kind", "num_questions"), [("specific", 6), ("biomarkers", 8), ("description", 5)])
+def test_presence_answers_match_prevalence(kind, num_questions):
+    # One scan in five has drusen (with subretinal fluid), the rest are healthy: "Is there drusen?"
+    # must be answered "yes" about a fifth of the time. Choosing the questions by the labels
+    # (present findings asked more often) made it about half.
+    diseased = {"stage": "late_wet_active", "referral": "urgent", "referral_treatment": "anti_vegf",
+                "drusen": True, "drusen_size": "medium", "srf": True}
+    healthy = {"stage": "healthy", "referral": "routine", "referral_treatment": "no_referral"}
+    answers = []
+    for i in range(2000):
+        row = {"image_id": f"s{i}", "eye": "left", **(diseased if i % 5 == 0 else healthy)}
+        answers += [qa["answer"] for qa in build_qa(kind, row, num_questions, seed=i)
+                    if qa["question"].endswith(("drusen in this scan?", "drusen on this OCT?",
+                                                "show drusen?", "drusen present?"))]
+    assert len(answers) > 200
+    share_yes = sum(a.startswith("Yes") for a in answers) / len(answers)
+    assert share_yes == pytest.approx(0.2, abs=0.06)
+
+
 def test_part2_all_modules_then_resume(tmp_path, table):
     summary, cfg = _run("generate_curriculum_part2", tmp_path, table, "dataset/task/curriculum=all_modules")
     assert len(summary["modules"]) == 10

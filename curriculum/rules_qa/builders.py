@@ -13,7 +13,6 @@ from typing import Any
 
 from curriculum.rules_qa.findings import (
     KNOWLEDGE,
-    absent,
     attributes,
     decisive_findings,
     describe,
@@ -28,7 +27,7 @@ from curriculum.rules_qa.findings import (
     stage_name,
     upper_first,
 )
-from dataset.clinical import stage_group
+from dataset.clinical import BIOMARKERS, stage_group
 
 QA = dict[str, str]
 Builder = Callable[[Mapping[str, Any], random.Random, Mapping[str, Any]], list[QA]]
@@ -84,13 +83,16 @@ def _attribute_qas(row: Mapping[str, Any], biomarker: str, rng: random.Random) -
     return qas
 
 
-def _balanced_presence(row, rng, count: int, explain: bool) -> list[QA]:
-    """Alternate present and absent findings so both kinds of answer are learnt."""
-    found, missing = present(row), absent(row)
-    rng.shuffle(found)
-    rng.shuffle(missing)
-    order = [b for pair in zip(found, missing) for b in pair] + found[len(missing):] + missing[len(found):]
-    return [_presence(row, b, rng, explain) for b in order[:count]]
+def _presence_questions(row, rng, count: int, explain: bool) -> list[QA]:
+    """Presence questions about `count` biomarkers drawn without looking at the labels.
+
+    The draw must not depend on what the scan shows: asking about present findings more often
+    (as alternating present and absent ones did) teaches a model that "Is there X?" is usually
+    answered "yes", far above X's prevalence, and a model that reads the image weakly then falls
+    back on that prior (below the majority class on seven of ten biomarkers). Drawn uniformly,
+    the share of "yes" answers per biomarker is its prevalence in the training split.
+    """
+    return [_presence(row, b, rng, explain) for b in rng.sample(BIOMARKERS, min(count, len(BIOMARKERS)))]
 
 
 def _tabular(row, rng, options) -> list[QA]:
@@ -113,22 +115,26 @@ def _tabular(row, rng, options) -> list[QA]:
     found = [name(b) for b in present(row)]
     qas.append(_qa(rng.choice(["Which biomarkers are present?", "List the findings tagged for this scan."]),
                    f"{upper_first(join(found))}." if found else "No biomarkers are tagged."))
-    return qas + _balanced_presence(row, rng, 2, explain=False)
+    return qas + _presence_questions(row, rng, 2, explain=False)
 
 
 def _biomarkers(row, rng, options) -> list[QA]:
-    qas = _balanced_presence(row, rng, 6, explain=True)
+    qas = _presence_questions(row, rng, 6, explain=True)
     for biomarker in present(row):
         qas += _attribute_qas(row, biomarker, rng)[:1]
     return qas
 
 
 def _specific(row, rng, options) -> list[QA]:
-    qas = [qa for b in present(row) for qa in _attribute_qas(row, b, rng)]
+    # Presence questions first: `build_qa` keeps the first pairs, and the attribute questions'
+    # count grows with the findings, so presence questions placed after them were cut more often
+    # on diseased scans than on healthy ones.
+    count = options.get("presence_questions", 3)
+    qas = _presence_questions(row, rng, len(BIOMARKERS) if count == "all" else int(count), explain=False)
     fluid = [b for b in ("srf", "irf") if b in present(row)]
     qas.append(_qa("Is there any retinal fluid?", f"Yes, there is {join([name(b) for b in fluid])}."
                    if fluid else "No, there is no subretinal or intraretinal fluid."))
-    return qas + _balanced_presence(row, rng, 3, explain=False)
+    return qas + [qa for b in present(row) for qa in _attribute_qas(row, b, rng)]
 
 
 def _description(row, rng, options) -> list[QA]:
@@ -137,7 +143,7 @@ def _description(row, rng, options) -> list[QA]:
     found = present(row)
     qas.append(_qa("What is the most notable finding?", upper_first(describe(row, found[-1], rng)) + "."
                    if found else "Nothing abnormal: the retina looks normal."))
-    return qas + _balanced_presence(row, rng, 3, explain=False)
+    return qas + _presence_questions(row, rng, 3, explain=False)
 
 
 def _stage_reason(row: Mapping[str, Any], stage: str, rng: random.Random) -> str:
@@ -154,7 +160,7 @@ def _staging_intro(row, rng, options) -> list[QA]:
                f"{upper_first(stage_name(stage))}. By the guidelines: {guideline}"),
            _qa("Which findings determine the stage of this scan?",
                f"{upper_first(_stage_reason(row, stage, rng))}.")]
-    return qas + _balanced_presence(row, rng, 2, explain=True)
+    return qas + _presence_questions(row, rng, 2, explain=True)
 
 
 def _why_not(row, stage: str, rng: random.Random) -> str:
