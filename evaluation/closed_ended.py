@@ -8,14 +8,17 @@ the run folder: `predictions.jsonl` (one line per model, task and image), `metri
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from dataset.runtime import prepare_run
-from evaluation.answer_modes import ReportCache, answer_task, effective_mode
+from evaluation.answer_modes import Answer, ReportCache, answer_task, effective_mode
+from evaluation.calibration import fit_option_biases
 from evaluation.data import load_evaluation_table, load_model_images
 from evaluation.figures import write_figures
 from evaluation.outputs import PREDICTIONS_FILE, write_jsonl, write_metrics
@@ -48,21 +51,81 @@ def _prediction_rows(model: str, task: Task, rows: pd.DataFrame, answers) -> lis
             for (_, row), a in zip(rows.iterrows(), answers)]
 
 
-def evaluate_model(name: str, cfg: DictConfig, tasks: list[Task], rows: pd.DataFrame, images) -> list[dict]:
-    """Every task of one registry model on the evaluation images; prediction records."""
+@dataclass
+class CalibrationSet:
+    """The labelled held-out images that option biases are fitted on (likelihood mode)."""
+
+    split: str
+    rows: pd.DataFrame
+    images: list
+
+    @property
+    def image_ids(self) -> list[str]:
+        return self.rows["image_id"].astype(str).tolist()
+
+
+def load_calibration_set(cfg: DictConfig) -> CalibrationSet | None:
+    """The `evaluation.calibration` split, or None when calibration is off or cannot apply.
+
+    Raises:
+        ValueError: the calibration split is the evaluated split (its labels would leak).
+        dataset.annotations.AnnotationError: the table has no such split.
+    """
+    evaluation_cfg = cfg.evaluation
+    calibration = evaluation_cfg.get("calibration") or {}
+    split = calibration.get("split")
+    if not split or str(evaluation_cfg.answer_mode) != "likelihood":
+        return None
+    if str(split) == str(evaluation_cfg.split):
+        raise ValueError(f"evaluation.calibration.split={split} is the evaluated split: fitting option biases "
+                         "on the images being scored leaks their labels. Choose another split, or null to turn "
+                         "calibration off")
+    _, rows = load_evaluation_table(cfg.dataset, str(split), calibration.get("max_images"))
+    return CalibrationSet(str(split), rows, load_model_images(rows, cfg.dataset))
+
+
+def calibrate(answers: list[Answer], calibration_answers: list[Answer], labels: list[str],
+              task: Task) -> dict[str, float]:
+    """Fit option biases on the calibration answers and re-decide `answers` with them (in place).
+
+    Returns:
+        class id -> bias (0 for the first class).
+    """
+    classes = list(task.classes)
+    scores = np.array([[a.option_scores[c] for c in classes] for a in calibration_answers])
+    biases = fit_option_biases(scores, labels, classes)
+    for answer in answers:
+        answer.prediction = classes[int(np.argmax([answer.option_scores[c] + b for c, b in zip(classes, biases)]))]
+    return {c: float(b) for c, b in zip(classes, biases)}
+
+
+def evaluate_model(name: str, cfg: DictConfig, tasks: list[Task], rows: pd.DataFrame, images,
+                   calibration: CalibrationSet | None = None) -> tuple[list[dict], dict[str, dict[str, float]]]:
+    """Every task of one registry model on the evaluation images.
+
+    Returns:
+        (prediction records, task -> option biases for each calibrated task).
+    """
     evaluation_cfg = cfg.evaluation
     answerer = build_answerer(load_registry_entry(name, cfg), cfg.paths, evaluation_cfg.generation)
     try:
         mode = effective_mode(answerer, str(evaluation_cfg.answer_mode),
                               str(evaluation_cfg.text_only_fallback))
         reports = ReportCache()
-        records = []
+        records, biases = [], {}
         image_ids = rows["image_id"].astype(str).tolist()
         for task in tasks:
             logger.info("%s: %s (%s, %d images)", name, task.name, mode, len(rows))
             answers = answer_task(answerer, task, image_ids, images, mode, evaluation_cfg.prompts, reports)
+            if calibration is not None and mode == "likelihood":
+                fitted = answer_task(answerer, task, calibration.image_ids, calibration.images, mode,
+                                     evaluation_cfg.prompts)
+                labels = [task.label_of(row) for _, row in calibration.rows.iterrows()]
+                biases[task.name] = calibrate(answers, fitted, labels, task)
+                logger.info("%s: %s option biases from %d %s images: %s", name, task.name, len(labels),
+                            calibration.split, {c: round(b, 3) for c, b in biases[task.name].items()})
             records += _prediction_rows(name, task, rows, answers)
-        return records
+        return records, biases
     finally:
         answerer.close()
 
@@ -108,13 +171,20 @@ def run_closed_ended_evaluation(cfg: DictConfig) -> dict[str, Any]:
                                         cfg.evaluation.get("max_images"))
     images = load_model_images(rows, cfg.dataset)
     names = model_names(cfg)
+    calibration = load_calibration_set(cfg)
     records: list[dict[str, Any]] = []
+    biases: dict[str, dict[str, dict[str, float]]] = {}
     for name in names:
-        records += evaluate_model(name, cfg, tasks, rows, images)
+        model_records, model_biases = evaluate_model(name, cfg, tasks, rows, images, calibration)
+        records += model_records
+        if model_biases:
+            biases[name] = model_biases
     train = table[table["split"] == "train"] if "split" in table.columns else None
     baseline = [r for task in tasks for r in majority_predictions(task, rows, train).to_dict("records")]
     write_jsonl(run_dir / PREDICTIONS_FILE, records)
     extra = {"models": names, "tasks": [t.name for t in tasks],
              "answer_mode": str(cfg.evaluation.answer_mode), "split": str(cfg.evaluation.split),
-             "n_images": len(rows)}
+             "n_images": len(rows),
+             "calibration": {"split": calibration.split, "n_images": len(calibration.rows),
+                             "option_biases": biases} if calibration is not None else None}
     return score_and_write(run_dir, records + baseline, tasks, cfg, extra)

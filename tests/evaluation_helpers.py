@@ -25,9 +25,10 @@ _FINDINGS = [
 
 
 def write_tiny_dataset(folder: Path, images_per_split: int = 6) -> Path:
-    """Annotation table with `images_per_split` images in each of train and test (2 per patient)."""
+    """Annotation table with `images_per_split` images in each of train, validation and test (2 per
+    patient)."""
     records = []
-    for split in ("train", "test"):
+    for split in ("train", "validation", "test"):
         for i in range(images_per_split):
             image_id = f"{split}{i}"
             write_scan(folder / "images" / f"{image_id}.png", seed=len(records))

@@ -36,7 +36,12 @@ def test_staging_likelihood_two_models(setup):
     assert len(lines) == 2 * 6  # two models x six test images
     first = lines[0]
     assert set(first) >= {"model", "task", "image_id", "label", "prompt", "raw_answer", "prediction", "option_scores"}
-    assert first["prediction"] == max(first["option_scores"], key=first["option_scores"].get)
+    # The prediction is the best option after the biases fitted on the validation split.
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert saved["calibration"]["split"] == "validation" and saved["calibration"]["n_images"] == 6
+    biases = saved["calibration"]["option_biases"][first["model"]]["staging"]
+    assert set(biases) == set(first["option_scores"]) and biases["healthy"] == 0.0
+    assert first["prediction"] == max(first["option_scores"], key=lambda c: first["option_scores"][c] + biases[c])
     assert first["label"] == "healthy" and first["image_id"] == "test0"
     models = {r["model"] for r in out["results"]}
     assert models == {"specialist_v5_192px", "retinavlm_base_192px", MAJORITY}
@@ -70,6 +75,22 @@ def test_referral_two_step_and_biomarkers(setup):
     dls = {r["image_id"]: r["label"] for r in rows if r["task"] == "biomarker_double_layer_sign"}
     assert srf["test3"] == "present" and dls["test3"] == "absent"
     assert (out["run_dir"] / "figures" / "biomarker_radar.png").is_file()
+
+
+def test_calibrating_on_the_evaluated_split_is_refused(setup):
+    tmp_path, overrides = setup
+    with pytest.raises(ValueError, match="leaks their labels"):
+        _run(tmp_path, overrides + ["evaluation.calibration.split=test"])
+
+
+def test_uncalibrated_predictions_are_the_raw_argmax(setup):
+    tmp_path, overrides = setup
+    out = _run(tmp_path, overrides + ["evaluation.calibration.split=null", "evaluation.max_images=4",
+                                      "evaluation.figures=false"])
+    lines = [json.loads(x) for x in (out["run_dir"] / "predictions.jsonl").read_text().splitlines()]
+    assert len(lines) == 4
+    assert all(line["prediction"] == max(line["option_scores"], key=line["option_scores"].get) for line in lines)
+    assert json.loads((out["run_dir"] / "metrics.json").read_text())["calibration"] is None
 
 
 def test_missing_model_names_the_training_command(tmp_path):
