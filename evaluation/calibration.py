@@ -3,15 +3,15 @@
 A small specialist's option log-probabilities rank scans well (an image with drusen makes "Yes"
 more likely than one without) while their absolute level still carries the answer prior of its
 curriculum: argmax can answer "No" to every scan although the ranking is informative. Calibration
-adds one bias per option, fitted on the validation split's labels to maximise macro-F1 there, and
-applies it unchanged to the test split. For a yes/no task that is threshold tuning on held-out
+adds one bias per option, fitted on the validation split's labels to maximise an objective there
+(macro-F1 by default; accuracy or balanced accuracy), and applies it unchanged to the test split. For a yes/no task that is threshold tuning on held-out
 data; with more options the biases are fitted by coordinate ascent. The test labels are never
 seen, so the test metrics stay honest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -26,9 +26,26 @@ def macro_f1_from_indices(labels: np.ndarray, predictions: np.ndarray, n_classes
     return float(f1.mean())
 
 
-def _best_bias(scores: np.ndarray, labels: np.ndarray, biases: np.ndarray, k: int) -> tuple[float, float]:
-    """The bias of option `k` that maximises macro-F1 with the other biases fixed; ties go to the
-    value closest to the current one (the smallest change)."""
+def accuracy_from_indices(labels: np.ndarray, predictions: np.ndarray, n_classes: int) -> float:
+    """Share of correct predictions."""
+    return float(np.mean(labels == predictions))
+
+
+def balanced_accuracy_from_indices(labels: np.ndarray, predictions: np.ndarray, n_classes: int) -> float:
+    """Mean recall over the classes that occur in `labels`."""
+    recalls = [np.mean(predictions[labels == k] == k) for k in range(n_classes) if np.any(labels == k)]
+    return float(np.mean(recalls))
+
+
+Objective = Callable[[np.ndarray, np.ndarray, int], float]
+OBJECTIVES: dict[str, Objective] = {"macro_f1": macro_f1_from_indices, "accuracy": accuracy_from_indices,
+                                    "balanced_accuracy": balanced_accuracy_from_indices}
+
+
+def _best_bias(scores: np.ndarray, labels: np.ndarray, biases: np.ndarray, k: int,
+               objective: Objective) -> tuple[float, float]:
+    """The bias of option `k` that maximises the objective with the other biases fixed; ties go to
+    the value closest to the current one (the smallest change)."""
     others = np.delete(scores + biases, k, axis=1).max(axis=1)
     # Option k wins an image exactly when its bias exceeds this crossing point.
     crossings = np.unique(others - scores[:, k])
@@ -39,7 +56,7 @@ def _best_bias(scores: np.ndarray, labels: np.ndarray, biases: np.ndarray, k: in
     for value in candidates:
         trial = biases.copy()
         trial[k] = value
-        score = macro_f1_from_indices(labels, (scores + trial).argmax(axis=1), n_classes)
+        score = objective(labels, (scores + trial).argmax(axis=1), n_classes)
         better = score > best_score + 1e-12
         tie_closer = abs(score - best_score) <= 1e-12 and abs(value - biases[k]) < abs(best_value - biases[k])
         if better or tie_closer:
@@ -48,13 +65,14 @@ def _best_bias(scores: np.ndarray, labels: np.ndarray, biases: np.ndarray, k: in
 
 
 def fit_option_biases(scores: np.ndarray, labels: Sequence[str], classes: Sequence[str],
-                      rounds: int = 4) -> np.ndarray:
-    """Per-option additive biases that maximise macro-F1 of `argmax(scores + biases)`.
+                      objective: str = "macro_f1", rounds: int = 4) -> np.ndarray:
+    """Per-option additive biases that maximise the objective of `argmax(scores + biases)`.
 
     Args:
         scores: [N, K] option scores (log-probabilities) on the calibration images.
         labels: the N reference labels, each one of `classes`.
         classes: the K options, in the column order of `scores`.
+        objective: one of OBJECTIVES (macro_f1, accuracy, balanced_accuracy).
         rounds: coordinate-ascent sweeps over the options (the first option's bias stays 0,
             since only differences matter).
 
@@ -62,8 +80,11 @@ def fit_option_biases(scores: np.ndarray, labels: Sequence[str], classes: Sequen
         [K] biases, zeros when nothing improves on the raw argmax.
 
     Raises:
-        ValueError: shapes disagree or a label is not one of `classes`.
+        ValueError: shapes disagree, a label is not one of `classes`, or the objective is unknown.
     """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"calibration objective {objective!r} is unknown; choose one of {', '.join(OBJECTIVES)}")
+    metric = OBJECTIVES[objective]
     scores = np.asarray(scores, dtype=float)
     classes = list(classes)
     if scores.ndim != 2 or scores.shape != (len(labels), len(classes)):
@@ -74,11 +95,11 @@ def fit_option_biases(scores: np.ndarray, labels: Sequence[str], classes: Sequen
         raise ValueError(f"calibration labels {unknown} are not options of the task ({', '.join(classes)})")
     index = np.array([classes.index(label) for label in labels])
     biases = np.zeros(len(classes))
-    best = macro_f1_from_indices(index, scores.argmax(axis=1), len(classes))
+    best = metric(index, scores.argmax(axis=1), len(classes))
     for _ in range(rounds):
         improved = False
         for k in range(1, len(classes)):
-            value, score = _best_bias(scores, index, biases, k)
+            value, score = _best_bias(scores, index, biases, k, metric)
             if score > best + 1e-12:
                 biases[k], best, improved = value, score, True
         if not improved:

@@ -58,6 +58,7 @@ class CalibrationSet:
     split: str
     rows: pd.DataFrame
     images: list
+    objective: str = "macro_f1"
 
     @property
     def image_ids(self) -> list[str]:
@@ -81,11 +82,12 @@ def load_calibration_set(cfg: DictConfig) -> CalibrationSet | None:
                          "on the images being scored leaks their labels. Choose another split, or null to turn "
                          "calibration off")
     _, rows = load_evaluation_table(cfg.dataset, str(split), calibration.get("max_images"))
-    return CalibrationSet(str(split), rows, load_model_images(rows, cfg.dataset))
+    return CalibrationSet(str(split), rows, load_model_images(rows, cfg.dataset),
+                          str(calibration.get("objective") or "macro_f1"))
 
 
 def calibrate(answers: list[Answer], calibration_answers: list[Answer], labels: list[str],
-              task: Task) -> dict[str, float]:
+              task: Task, objective: str = "macro_f1") -> dict[str, float]:
     """Fit option biases on the calibration answers and re-decide `answers` with them (in place).
 
     Returns:
@@ -93,7 +95,7 @@ def calibrate(answers: list[Answer], calibration_answers: list[Answer], labels: 
     """
     classes = list(task.classes)
     scores = np.array([[a.option_scores[c] for c in classes] for a in calibration_answers])
-    biases = fit_option_biases(scores, labels, classes)
+    biases = fit_option_biases(scores, labels, classes, objective)
     for answer in answers:
         answer.prediction = classes[int(np.argmax([answer.option_scores[c] + b for c, b in zip(classes, biases)]))]
     return {c: float(b) for c, b in zip(classes, biases)}
@@ -121,7 +123,7 @@ def evaluate_model(name: str, cfg: DictConfig, tasks: list[Task], rows: pd.DataF
                 fitted = answer_task(answerer, task, calibration.image_ids, calibration.images, mode,
                                      evaluation_cfg.prompts)
                 labels = [task.label_of(row) for _, row in calibration.rows.iterrows()]
-                biases[task.name] = calibrate(answers, fitted, labels, task)
+                biases[task.name] = calibrate(answers, fitted, labels, task, calibration.objective)
                 logger.info("%s: %s option biases from %d %s images: %s", name, task.name, len(labels),
                             calibration.split, {c: round(b, 3) for c, b in biases[task.name].items()})
             records += _prediction_rows(name, task, rows, answers)
@@ -186,5 +188,6 @@ def run_closed_ended_evaluation(cfg: DictConfig) -> dict[str, Any]:
              "answer_mode": str(cfg.evaluation.answer_mode), "split": str(cfg.evaluation.split),
              "n_images": len(rows),
              "calibration": {"split": calibration.split, "n_images": len(calibration.rows),
+                             "objective": calibration.objective,
                              "option_biases": biases} if calibration is not None else None}
     return score_and_write(run_dir, records + baseline, tasks, cfg, extra)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from evaluation.calibration import fit_option_biases, macro_f1_from_indices
+from evaluation.calibration import balanced_accuracy_from_indices, fit_option_biases, macro_f1_from_indices
 
 
 def test_macro_f1_matches_scikit_learn():
@@ -48,7 +48,32 @@ def test_nothing_to_gain_leaves_biases_at_zero():
     assert fit_option_biases(scores, ["a", "b", "a", "b"], ["a", "b"]).tolist() == [0.0, 0.0]
 
 
+def test_balanced_accuracy_matches_scikit_learn():
+    from sklearn.metrics import balanced_accuracy_score
+    rng = np.random.default_rng(2)
+    labels, predictions = rng.integers(0, 3, 100), rng.integers(0, 3, 100)
+    assert balanced_accuracy_from_indices(labels, predictions, 3) == pytest.approx(
+        balanced_accuracy_score(labels, predictions))
+
+
+def test_the_objective_decides_what_a_rare_finding_costs():
+    # 2 of 20 scans have the finding; the margin ranks one of them top, the other among the
+    # negatives. Accuracy is best never calling it (0.90) or calling only the top one (0.95);
+    # macro-F1 pays for catching the second one with a few false alarms.
+    margin = np.array([5.0, 0.5, 1.0, 0.9, 0.8, 0.7, 0.6] + [-float(i) for i in range(1, 14)])
+    labels = ["present", "present"] + ["absent"] * 18
+    scores = np.stack([np.zeros(20), margin - 10.0], axis=1)
+    classes = ["absent", "present"]
+    called = {objective: int(((scores + fit_option_biases(scores, labels, classes, objective)).argmax(axis=1)).sum())
+              for objective in ("accuracy", "macro_f1", "balanced_accuracy")}
+    assert called["accuracy"] == 1
+    assert called["balanced_accuracy"] == 7  # recall 1 on the finding beats six false alarms in 18
+    assert 1 <= called["macro_f1"] <= called["balanced_accuracy"]
+
+
 def test_bad_input_is_named():
+    with pytest.raises(ValueError, match="objective 'auc' is unknown"):
+        fit_option_biases(np.zeros((2, 2)), ["a", "b"], ["a", "b"], objective="auc")
     with pytest.raises(ValueError, match="not options of the task"):
         fit_option_biases(np.zeros((2, 2)), ["a", "maybe"], ["a", "b"])
     with pytest.raises(ValueError, match="expected \\(3 images, 2 options\\)"):

@@ -39,6 +39,7 @@ def test_staging_likelihood_two_models(setup):
     # The prediction is the best option after the biases fitted on the validation split.
     saved = json.loads((run_dir / "metrics.json").read_text())
     assert saved["calibration"]["split"] == "validation" and saved["calibration"]["n_images"] == 6
+    assert saved["calibration"]["objective"] == "macro_f1"
     biases = saved["calibration"]["option_biases"][first["model"]]["staging"]
     assert set(biases) == set(first["option_scores"]) and biases["healthy"] == 0.0
     assert first["prediction"] == max(first["option_scores"], key=lambda c: first["option_scores"][c] + biases[c])
