@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dataset.runtime import prepare_run
 from evaluation.answer_modes import Answer, ReportCache, answer_task, effective_mode
-from evaluation.calibration import fit_option_biases
+from evaluation.calibration import OBJECTIVES, fit_option_biases
 from evaluation.data import load_evaluation_table, load_model_images
 from evaluation.figures import write_figures
 from evaluation.outputs import PREDICTIONS_FILE, write_jsonl, write_metrics
@@ -69,7 +69,8 @@ def load_calibration_set(cfg: DictConfig) -> CalibrationSet | None:
     """The `evaluation.calibration` split, or None when calibration is off or cannot apply.
 
     Raises:
-        ValueError: the calibration split is the evaluated split (its labels would leak).
+        ValueError: the calibration split is the evaluated split (its labels would leak), or the
+            objective is unknown.
         dataset.annotations.AnnotationError: the table has no such split.
     """
     evaluation_cfg = cfg.evaluation
@@ -81,9 +82,12 @@ def load_calibration_set(cfg: DictConfig) -> CalibrationSet | None:
         raise ValueError(f"evaluation.calibration.split={split} is the evaluated split: fitting option biases "
                          "on the images being scored leaks their labels. Choose another split, or null to turn "
                          "calibration off")
+    objective = str(calibration.get("objective") or "macro_f1")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"evaluation.calibration.objective={objective} is unknown; choose one of "
+                         f"{', '.join(OBJECTIVES)}")
     _, rows = load_evaluation_table(cfg.dataset, str(split), calibration.get("max_images"))
-    return CalibrationSet(str(split), rows, load_model_images(rows, cfg.dataset),
-                          str(calibration.get("objective") or "macro_f1"))
+    return CalibrationSet(str(split), rows, load_model_images(rows, cfg.dataset), objective)
 
 
 def calibrate(answers: list[Answer], calibration_answers: list[Answer], labels: list[str],

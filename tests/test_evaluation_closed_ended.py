@@ -82,6 +82,8 @@ def test_calibrating_on_the_evaluated_split_is_refused(setup):
     tmp_path, overrides = setup
     with pytest.raises(ValueError, match="leaks their labels"):
         _run(tmp_path, overrides + ["evaluation.calibration.split=test"])
+    with pytest.raises(ValueError, match="objective=auc is unknown"):
+        _run(tmp_path, overrides + ["evaluation.calibration.objective=auc"])
 
 
 def test_uncalibrated_predictions_are_the_raw_argmax(setup):
