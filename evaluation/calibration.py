@@ -4,9 +4,12 @@ A small specialist's option log-probabilities rank scans well (an image with dru
 more likely than one without) while their absolute level still carries the answer prior of its
 curriculum: argmax can answer "No" to every scan although the ranking is informative. Calibration
 adds one bias per option, fitted on the validation split's labels to maximise an objective there
-(macro-F1 by default; accuracy or balanced accuracy), and applies it unchanged to the test split. For a yes/no task that is threshold tuning on held-out
-data; with more options the biases are fitted by coordinate ascent. The test labels are never
-seen, so the test metrics stay honest.
+(macro-F1 by default; accuracy or balanced accuracy), and applies it unchanged to the test split.
+For a yes/no task that is threshold tuning on held-out data; with more options the biases are
+fitted by coordinate ascent. The test labels are never seen, so the test metrics stay honest.
+The objectives are computed from class indices with numpy, not scikit-learn, because the fit
+evaluates them once per candidate bias (thousands of times per task); tests check them against
+scikit-learn.
 """
 
 from __future__ import annotations
