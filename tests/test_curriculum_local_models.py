@@ -89,7 +89,7 @@ def test_part2_through_transformers_serve(tmp_path, tiny_model):
     for module in summary["modules"]:
         raw = (tmp_path / "outputs" / "curriculum" / module["module"] / RAW_FILE).read_text().splitlines()
         assert len(raw) == module["counts"]["requests"]
-    records = read_records(tmp_path / "outputs" / "curriculum" / "3_general_description" / "records.jsonl")
+    records = read_records(tmp_path / "outputs" / "curriculum" / "3_general_qa" / "records.jsonl")
     assert records and all(r.model == str(tiny_model) for r in records)
 
 
