@@ -21,6 +21,7 @@ from evaluation.answer_modes import Answer, ReportCache, answer_task, effective_
 from evaluation.calibration import OBJECTIVES, fit_option_biases
 from evaluation.data import load_evaluation_table, load_model_images
 from evaluation.figures import write_figures
+from evaluation.model_cards import refresh_model_cards
 from evaluation.outputs import PREDICTIONS_FILE, write_jsonl, write_metrics
 from evaluation.scoring import PREDICTION_COLUMNS, majority_predictions, score_all
 from evaluation.tasks import Task, build_tasks
@@ -194,4 +195,6 @@ def run_closed_ended_evaluation(cfg: DictConfig) -> dict[str, Any]:
              "calibration": {"split": calibration.split, "n_images": len(calibration.rows),
                              "objective": calibration.objective,
                              "option_biases": biases} if calibration is not None else None}
-    return score_and_write(run_dir, records + baseline, tasks, cfg, extra)
+    output = score_and_write(run_dir, records + baseline, tasks, cfg, extra)
+    refresh_model_cards(cfg, names, output, extra)  # each evaluated model folder's README.md
+    return output

@@ -20,6 +20,7 @@ from dataset.annotations import load_annotations
 from dataset.qa_records import read_records
 from dataset.runtime import prepare_run
 from dataset.transforms import build_scan_transform
+from models.model_card import write_training_card
 from models.policies import apply_trainable_policy, count_parameters, unwrap_for_saving
 from models.registry import resolve_model
 from models.training.checkpoint import config_fingerprint, find_resumable
@@ -94,6 +95,7 @@ def run_vision_language_pretraining(cfg: DictConfig) -> dict[str, Any]:
                "truncated_answers": collator.truncated_answers, "vision_pretraining": vision_summary}
     if accelerator.is_main_process:
         (run_dir / "training_summary.json").write_text(json.dumps(summary, indent=2))
+        write_training_card(output_dir, cfg, table, summary, {name: len(e) for name, e in joined.items()})
     logger.info("saved %s after %d steps (%.0f s)", output_dir, result.steps, result.wall_time_s)
     return summary
 

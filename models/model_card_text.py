@@ -1,0 +1,145 @@
+"""The Markdown body of a model card, rendered from its facts (see `models.model_card`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+METRIC_LABELS = {"accuracy": "accuracy", "macro_f1": "macro-F1", "reference_f1": "reference micro-F1",
+                 "invalid_rate": "invalid answers"}
+HEADLINE_METRICS = ("accuracy", "macro_f1", "reference_f1")
+
+
+def _number(value: Any, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{float(value):.{digits}f}"
+
+
+def _data_section(data: Mapping[str, Any]) -> list[str]:
+    facts = data.get("data") or {}
+    if not facts:
+        return ["## Training data", "", "Not recorded (the card was written without a training run).", ""]
+    splits = ", ".join(f"{k} {v}" for k, v in (facts.get("images_per_split") or {}).items()) or "no split column"
+    if facts.get("kind") == "phantom":
+        source = (f"the toolkit's **synthetic OCT phantom** (procedurally rendered B-scans with drawn "
+                  f"biomarkers, generator seed {facts.get('phantom_seed')}); no patient data")
+    else:
+        source = "the user's **annotation table**"
+    return ["## Training data", "",
+            f"Trained on {source}: `{facts.get('annotations_file')}`, {facts.get('images')} images of "
+            f"{facts.get('patients')} patients ({splits}). Curricula are built from the train split only; "
+            "the test split is held out by patient.", ""]
+
+
+def _stages_section(data: Mapping[str, Any]) -> list[str]:
+    stages = data.get("stages") or []
+    lines = ["## Training procedure", ""]
+    if not stages:
+        return lines + ["Not recorded.", ""]
+    lines += ["| # | stage | started from | curricula (weight, examples) | steps | batch | LR | trainable |",
+              "|---|---|---|---|---|---|---|---|"]
+    for i, stage in enumerate(stages, start=1):
+        curricula = "; ".join(f"`{name}` ({c['weight']:g}, {c['examples']})"
+                              for name, c in (stage.get("curricula") or {}).items())
+        lines.append(f"| {i} | `{stage.get('task')}` | `{stage.get('started_from')}` | {curricula} | "
+                     f"{stage.get('steps')} | {stage.get('batch_size')} | {stage.get('learning_rate'):g} | "
+                     f"{stage.get('policy')} |")
+    pretraining = [s for s in stages if s.get("vision_pretraining_steps")]
+    if pretraining:
+        lines += ["", f"The vision tower was first pretrained for {pretraining[0]['vision_pretraining_steps']} "
+                      "steps on the training images, then frozen."]
+    return lines + [""]
+
+
+def _evaluation_section(data: Mapping[str, Any]) -> list[str]:
+    evaluations = data.get("evaluations") or {}
+    lines = ["## Evaluation", ""]
+    if not evaluations:
+        return lines + ["No closed-ended evaluation of these weights yet. Run "
+                        "`python run/closed_ended_evaluation.py pretrained_models=<this model> dataset=retina "
+                        "dataset/task=closed_ended_specialist_staging` (also `_referral`, `_biomarkers`); "
+                        "it refreshes this card.", ""]
+    lines += ["Latest closed-ended evaluation of each task, on held-out patients. Intervals are 95% "
+              "patient-clustered bootstrap percentile intervals; the majority-class column is the baseline "
+              "that always answers the training split's most common class.", "",
+              "| task | metric | value | 95% CI | majority class | images | mode | calibrated | evaluated |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for task, e in sorted(evaluations.items()):
+        metrics = e.get("metrics") or {}
+        majority = e.get("majority_class") or {}
+        calibrated = f"on {e.get('calibration_split')}" if e.get("option_biases") else "no"
+        for name in HEADLINE_METRICS:
+            if name not in metrics:
+                continue
+            m = metrics[name]
+            base = _number((majority.get(name) or {}).get("value"))
+            lines.append(f"| {task} | {METRIC_LABELS[name]} | {_number(m.get('value'))} | "
+                         f"[{_number(m.get('ci_low'))}, {_number(m.get('ci_high'))}] | {base} | "
+                         f"{e.get('n_images')} ({e.get('split')}) | {e.get('answer_mode')} | {calibrated} | "
+                         f"{str(e.get('evaluated', ''))[:10]} |")
+    return lines + [""]
+
+
+LIMITATIONS = [
+    "## Limitations", "",
+    "- A small model: it writes fluent text whose findings, stage and referral are often wrong; read its "
+    "reports as hypotheses, never as a diagnosis.",
+    "- Models trained on the synthetic phantom have never seen a real OCT scan; their metrics say nothing "
+    "about real patients.",
+    "- It sees one 2-D B-scan (a centre crop), not the OCT volume, the other eye, the history or other "
+    "imaging a clinician uses; lesions outside the crop are invisible to it.",
+    "- Metrics come from one held-out split of the training data source; scanners, populations and "
+    "annotation protocols that differ will change them. Calibration biases are fitted on a validation "
+    "split of the same source.",
+    "- Grad-CAM maps show where the vision features that raise a phrase's probability lie, not a "
+    "segmentation and not a proof of reasoning.", "",
+]
+
+
+def _loading_section(name: str) -> list[str]:
+    return ["## How to load it", "",
+            "With stock `transformers` (no project code, no remote code):", "",
+            "```python",
+            "from PIL import Image",
+            "from transformers import pipeline",
+            "",
+            f'vlm = pipeline("image-text-to-text", model="path/to/{name}")',
+            'scan = Image.open("scan.png").convert("RGB")  # one OCT B-scan; the model sees a centre crop',
+            'messages = [{"role": "user", "content": [{"type": "image", "image": scan},',
+            '                                         {"type": "text", "text": "What is the AMD stage of this scan?"}]}]',
+            'print(vlm(text=messages, max_new_tokens=64)[0]["generated_text"][-1]["content"])',
+            "```", "",
+            "`AutoModelForImageTextToText.from_pretrained` and `AutoProcessor.from_pretrained` load it too, "
+            "and `transformers serve` serves it. The SpecialistVLMs toolkit (`run/demos/web_demo.py`, "
+            "`run/closed_ended_evaluation.py`, `run/visual_language_gradcam.py`) loads it by its registry name.",
+            ""]
+
+
+def render_body(data: Mapping[str, Any], disclaimer: str) -> str:
+    """The Markdown body: description, intended use, data, training, evaluation, limitations, loading.
+
+    Args:
+        data: the card facts (`name`, `architecture`, `data`, `stages`, `evaluations`).
+        disclaimer: the research-use disclaimer paragraph.
+
+    Returns:
+        Markdown text ending in a newline.
+    """
+    name = str(data.get("name", "model"))
+    arch = data.get("architecture") or {}
+    params = arch.get("total_parameters")
+    size = f", {params / 1e6:.1f}M parameters" if isinstance(params, (int, float)) and params else ""
+    lines = [f"# {name}", "", f"> {disclaimer}", "",
+             "A LLaVA-style vision-language model for age-related macular degeneration (AMD) on retinal OCT "
+             f"B-scans: a `{arch.get('vision_encoder', '?')}` vision encoder, a `{arch.get('adapter', '?')}` "
+             f"adapter and a Llama-architecture `{arch.get('text_decoder', '?')}` language model{size}, saved "
+             "as transformers' `LlavaForConditionalGeneration`. It answers questions about one scan and "
+             "writes reports (findings, AMD stage, referral), trained with curricula in the manner of "
+             "RetinaVLM ([Holland et al., 2024](https://arxiv.org/abs/2407.08410)).", "",
+             "## Intended use", "",
+             "Research on specialist vision-language models: reproducing and extending curriculum training, "
+             "benchmarking against baselines, and showing collaborators what such a model says about a scan "
+             "and where it looks. Out of scope: any clinical use, screening, triage or decision support for "
+             "real patients.", ""]
+    lines += _data_section(data) + _stages_section(data) + _evaluation_section(data)
+    lines += LIMITATIONS + _loading_section(name)
+    return "\n".join(lines)
