@@ -2,7 +2,7 @@
 
 - `full`: the whole LLM and the projector (the tiny default, whose LLM starts random).
 - `adapter`: the projector only, LLM frozen (reference-faithful); with `load_in_8bit` the frozen
-  LLM is quantised, which needs CUDA and bitsandbytes.
+  LLM is quantised to int8 at load time (`models.quantization`), which needs CUDA and bitsandbytes.
 - `lora`: the projector plus LoRA adapters (peft) on the LLM's `target_modules`.
 
 Under every policy the vision tower trains only with `train_vision_encoder: true`. The reference
@@ -12,12 +12,20 @@ froze its pretrained encoder; the tiny default pretrains its tower on the scans 
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 import torch
+
+from dataset.errors import ConfigError
+from models.quantization import (  # noqa: F401 - re-exported: callers import them from here
+    EightBitUnavailableError,
+    dequantize_for_saving,
+    eight_bit_load_kwargs,
+    is_8bit,
+    require_8bit_support,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -37,13 +45,18 @@ def apply_trainable_policy(model, policy_cfg: Mapping[str, Any]):
 
     Raises:
         ValueError: unknown policy.
-        RuntimeError: 8-bit requested without CUDA or bitsandbytes.
+        EightBitUnavailableError: 8-bit requested without CUDA or bitsandbytes, with the `full`
+            policy, or for a model that was not loaded in 8 bits (`models.quantization`).
     """
     name = policy_cfg.get("name", "full")
     if name not in POLICIES:
-        raise ValueError(f"training.policy.name={name!r} is unknown; use one of {POLICIES}")
+        raise ConfigError(f"training.policy.name={name!r} is unknown; use one of {POLICIES}")
     if policy_cfg.get("load_in_8bit", False):
-        require_8bit_support()
+        check_8bit_policy(policy_cfg)
+        if not is_8bit(model):
+            raise EightBitUnavailableError(
+                "training.policy.load_in_8bit=true but the model's LLM is not 8-bit; load it with "
+                "models.quantization.load_vlm_8bit / quantize_vlm_8bit (the training pipeline does)")
     model.requires_grad_(name == "full")
     model.model.multi_modal_projector.requires_grad_(True)
     model.model.vision_tower.requires_grad_(bool(policy_cfg.get("train_vision_encoder", False)))
@@ -68,27 +81,17 @@ def train_mode(model) -> None:
             module.eval()
 
 
-def require_8bit_support() -> None:
-    """Raise unless an 8-bit LLM can be loaded here.
+def check_8bit_policy(policy_cfg: Mapping[str, Any]) -> None:
+    """Check an 8-bit request before any model is loaded: CUDA, bitsandbytes, a frozen LLM.
 
     Raises:
-        RuntimeError: no CUDA device or bitsandbytes not installed; says what to change.
+        EightBitUnavailableError: no CUDA, no bitsandbytes, or the `full` policy (an int8 LLM
+            cannot be trained; use `training=adapter_only` or `training=lora`).
     """
-    if not torch.cuda.is_available():
-        raise RuntimeError("training.policy.load_in_8bit=true needs a CUDA GPU; none is available. "
-                           "Set training.policy.load_in_8bit=false to train in full precision.")
-    if importlib.util.find_spec("bitsandbytes") is None:
-        raise RuntimeError("training.policy.load_in_8bit=true needs the bitsandbytes package "
-                           "(`pip install bitsandbytes`), or set training.policy.load_in_8bit=false.")
-
-
-def eight_bit_load_kwargs() -> dict[str, Any]:
-    """`from_pretrained` keyword arguments for an 8-bit frozen LLM (after `require_8bit_support`)."""
-    from transformers import BitsAndBytesConfig
-
-    # The projector and vision tower stay in full precision: they are small and (partly) trained.
-    return {"quantization_config": BitsAndBytesConfig(
-        load_in_8bit=True, llm_int8_skip_modules=["multi_modal_projector", "vision_tower", "lm_head"])}
+    require_8bit_support()
+    if policy_cfg.get("name", "full") == "full":
+        raise EightBitUnavailableError("training.policy.load_in_8bit=true freezes the LLM in 8 bits, which the "
+                                       "'full' policy would train; use training=adapter_only (or lora)")
 
 
 def _wrap_lora(model, lora_cfg: Mapping[str, Any], train_vision_encoder: bool):
@@ -116,7 +119,8 @@ def count_parameters(model) -> tuple[int, int]:
 
 
 def unwrap_for_saving(model):
-    """The plain transformers model to save: LoRA merged into the base weights."""
+    """The plain transformers model to save: LoRA merged into the base weights, an 8-bit LLM
+    dequantised (so the saved model loads without bitsandbytes or CUDA)."""
     if hasattr(model, "merge_and_unload"):
-        return model.merge_and_unload()
-    return model
+        model = model.merge_and_unload()
+    return dequantize_for_saving(model)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from models.model_files import IncompleteModelError, check_model_files
+
 KINDS = ("new", "local", "openai")
 
 
@@ -48,6 +50,8 @@ def resolve_model(entry_cfg: Mapping[str, Any]) -> ResolvedModel:
         ValueError: unknown kind or a `local` entry without a path.
         ModelNotFoundError: a `local` directory (or its config.json) is missing; the message
             includes the entry's `created_by` command.
+        IncompleteModelError: the directory lacks weights (or they are truncated), the processor
+            or the tokenizer; the message names each missing file and the fix.
     """
     name = str(entry_cfg.get("name", "?"))
     kind = str(entry_cfg.get("kind", "local"))
@@ -60,8 +64,12 @@ def resolve_model(entry_cfg: Mapping[str, Any]) -> ResolvedModel:
     if raw_path in (None, "", "???"):
         raise ValueError(f"pretrained_models={name}: no path given; pass pretrained_models.path=/a/hf/model/dir")
     path = Path(str(raw_path)).expanduser()
-    if not (path / "config.json").is_file():
-        created_by = entry_cfg.get("created_by")
-        fix = f"create it with `{created_by}`" if created_by else "point pretrained_models.path at a Hugging Face directory"
+    created_by = entry_cfg.get("created_by")
+    fix = f"create it with `{created_by}`" if created_by else "point pretrained_models.path at a Hugging Face directory"
+    if not (path / "config.json").is_file() and not any(path.glob("*.safetensors")):
         raise ModelNotFoundError(f"pretrained_models={name}: no model at {path} (config.json missing); {fix}")
+    try:
+        check_model_files(path, fix=fix)
+    except IncompleteModelError as err:
+        raise IncompleteModelError(f"pretrained_models={name}: {err}") from None
     return ResolvedModel(name=name, kind=kind, path=path, options=options)

@@ -29,6 +29,7 @@ def build_text_decoder(cfg: Mapping[str, Any], vocab_size: int | None = None) ->
 
     Raises:
         ValueError: unknown kind or a missing pretrained path.
+        IncompleteModelError: the pretrained folder lacks safetensors weights or tokenizer files.
     """
     kind = cfg.get("kind", "llama")
     if kind == "llama":
@@ -50,6 +51,10 @@ def build_text_decoder(cfg: Mapping[str, Any], vocab_size: int | None = None) ->
             raise ValueError(f"model.text_decoder.path={path!r} is not a local directory; download a "
                              "Llama-architecture model (e.g. Meta-Llama-3-8B-Instruct) and pass "
                              "model.text_decoder.path=/its/dir")
+        from models.model_files import check_model_files
+
+        check_model_files(path, processor=False, tokenizer=True,
+                          fix="download the complete model (safetensors weights and tokenizer) there")
         dtype = cfg.get("dtype", "auto")
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True)
         tokenizer = AutoTokenizer.from_pretrained(path)

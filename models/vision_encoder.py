@@ -86,6 +86,10 @@ def _load_pretrained(cfg: Mapping[str, Any]) -> VisionEncoderSpec:
     if not path or str(path) == "???" or not Path(str(path)).is_dir():
         raise ValueError(f"model.vision_encoder.path={path!r} is not a local directory; download a ViT / SigLIP / "
                          "CLIP model and pass model.vision_encoder.path=/its/dir")
+    from models.model_files import check_model_files
+
+    check_model_files(path, processor=False, tokenizer=False,
+                      fix="download the complete vision model (config.json, safetensors weights) there")
     config = AutoConfig.from_pretrained(path)
     # CLIP / SigLIP checkpoints hold a text tower too; keep the vision half only.
     vision_config = getattr(config, "vision_config", None) or config

@@ -162,16 +162,20 @@ def check_image_token_count(model, processor) -> int:
 
 
 def save_vlm(model, processor, path: str | Path) -> Path:
-    """Save model (safetensors) and processor as a standard Hugging Face directory.
+    """Save model (safetensors) and processor as a standard Hugging Face directory, atomically.
 
-    A peft-wrapped model is merged first so the directory loads without peft.
+    A peft-wrapped model is merged first so the directory loads without peft. The files go to a
+    temporary sibling folder, which replaces `path` only once complete (`models.model_files`): a
+    crash mid-save keeps the previous model and never leaves a half-written one.
     """
+    from models.model_files import atomic_folder, check_model_files
+
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
-    model.save_pretrained(path, safe_serialization=True)
-    processor.save_pretrained(path)
+    with atomic_folder(path, check=check_model_files) as staging:
+        model.save_pretrained(staging, safe_serialization=True)
+        processor.save_pretrained(staging)
     logger.info("saved the VLM to %s", path)
     return path
 

@@ -28,7 +28,8 @@ class LocalHFBackend:
         device: "auto" (CUDA when available), "cpu", "cuda:0", ...
 
     Raises:
-        BackendError: the path is missing or holds no loadable model.
+        BackendError: the path is missing, or lacks safetensors weights (or they are truncated) or
+            tokenizer files; the message names what is missing.
     """
 
     source = "local_hf"
@@ -40,11 +41,17 @@ class LocalHFBackend:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from models.model_files import IncompleteModelError, check_model_files
+
         path = Path(path).expanduser()
+        fix = ("download the model there (e.g. `hf download <repo> --local-dir <path>`; safetensors weights) "
+               "and set model.language_model.path")
         if not (path / "config.json").is_file():
-            raise BackendError(f"no Hugging Face model at {path} (config.json missing); download the "
-                               "model there (e.g. `hf download <repo> --local-dir <path>`) and set "
-                               "model.language_model.path")
+            raise BackendError(f"no Hugging Face model at {path} (config.json missing); {fix}")
+        try:  # weights (safetensors, complete), tokenizer: before minutes of loading
+            check_model_files(path, processor=False, tokenizer=True, fix=fix)
+        except IncompleteModelError as err:
+            raise BackendError(f"model.language_model.path: {err}") from None
         self.model = name or path.name
         self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
         self.temperature, self.top_p = temperature, top_p
@@ -57,7 +64,8 @@ class LocalHFBackend:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         if not self.tokenizer.chat_template:
             raise BackendError(f"the tokenizer at {path} has no chat template; use an instruct model")
-        self.network = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(self.device).eval()
+        self.network = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, use_safetensors=True,
+                                                            trust_remote_code=False).to(self.device).eval()
 
     def complete(self, requests: list[ChatRequest]) -> list[ChatResponse]:
         """Answer requests in batches of `batch_size`, in order."""

@@ -58,6 +58,36 @@ def load_curriculum(curriculum_dir: str | Path, curricula: Mapping[str, float]) 
     return stores
 
 
+def require_training_records(stores: Mapping[str, list[QARecord]], table: pd.DataFrame,
+                             curriculum_dir: str | Path) -> None:
+    """Stop before any training when no curriculum store has a record of a training-split image.
+
+    Runs before vision pretraining and model loading, so an empty curriculum costs seconds, not
+    hundreds of steps.
+
+    Raises:
+        ConfigError: every store is empty or names no training image; the message gives each
+            store's count and the command that generates it.
+    """
+    from dataset.errors import ConfigError
+
+    train_ids = set(table.loc[table["split"] == "train", "image_id"].astype(str)) if "split" in table.columns \
+        else set(table["image_id"].astype(str))
+    counts = {name: sum(r.image_id in train_ids for r in records) for name, records in stores.items()}
+    for name, count in counts.items():
+        if count == 0 and len(counts) > 1:
+            logger.warning("curriculum store %s has no records of training images (%d records in all)",
+                           name, len(stores[name]))
+    if not any(counts.values()):
+        detail = ", ".join(f"{name}: {len(stores[name])} records, {counts[name]} of training images"
+                           for name in counts) or "no stores named"
+        raise ConfigError(
+            f"nothing to train on: the curriculum in {curriculum_dir} has no records of training-split "
+            f"images ({detail}); generate it first (python run/generate_curriculum_part1.py / "
+            "generate_curriculum_part2.py with the same dataset and paths), or check dataset.task.curricula "
+            "and that the annotation table has a 'train' split")
+
+
 def join_split(stores: Mapping[str, list[QARecord]], table: pd.DataFrame, split: str) -> dict[str, list[TrainingExample]]:
     """Keep the records whose image is in `split`, joined to the image file.
 

@@ -21,11 +21,14 @@ from dataset.qa_records import read_records
 from dataset.runtime import prepare_run
 from dataset.transforms import build_scan_transform
 from models.model_card import write_training_card
-from models.policies import apply_trainable_policy, count_parameters, unwrap_for_saving
+from dataset.errors import ConfigError
+from models.policies import apply_trainable_policy, check_8bit_policy, count_parameters, unwrap_for_saving
+from models.quantization import load_vlm_8bit, quantize_vlm_8bit
 from models.registry import resolve_model
 from models.training.checkpoint import config_fingerprint, find_resumable
 from models.training.collate import QACollator, filter_examples
-from models.training.data import CurriculumDataset, EpochPlan, flatten, join_split, load_curriculum
+from models.training.data import (CurriculumDataset, EpochPlan, flatten, join_split, load_curriculum,
+                                  require_training_records)
 from models.training.loop import run_training_loop
 from models.training.trackers import build_trackers
 from models.training.vision_pretraining import maybe_pretrain_vision
@@ -56,6 +59,7 @@ def run_vision_language_pretraining(cfg: DictConfig) -> dict[str, Any]:
     table = load_annotations(cfg.dataset.annotations_file, cfg.dataset.images_dir)
     curricula = dict(task.curricula)
     stores = load_curriculum(cfg.paths.curriculum_dir, curricula)
+    require_training_records(stores, table, cfg.paths.curriculum_dir)  # before any (vision) training
     model, processor = _starting_model(cfg, table, checkpoint_dir, accelerator)
     check_image_token_count(model, processor)
     model.to(accelerator.device)  # vision pretraining runs before accelerate prepares the model
@@ -147,11 +151,19 @@ def _starting_model(cfg, table, checkpoint_dir: Path, accelerator):
     """The registry's starting model; for `new`, a fresh build whose tokenizer is trained on the
     curriculum text (or reloaded from an interrupted run's checkpoint folder, so resume is exact)."""
     entry = resolve_model(cfg.pretrained_models)
+    eight_bit = bool(cfg.training.policy.get("load_in_8bit", False))
+    if eight_bit:  # before any build or vision pretraining: no CUDA, no bitsandbytes or `full` stop here
+        check_8bit_policy(cfg.training.policy)
     if entry.kind == "local":
+        if eight_bit:
+            from transformers import AutoProcessor
+
+            return load_vlm_8bit(entry.path).train(), AutoProcessor.from_pretrained(entry.path)
         model, processor = load_vlm(entry.path, device="cpu")
         return model.train(), processor
     if entry.kind != "new":
-        raise ValueError(f"pretrained_models={entry.name} is an API endpoint ({entry.kind}); it cannot be trained")
+        raise ConfigError(f"pretrained_models={entry.name} is an API endpoint ({entry.kind}); it cannot be "
+                          "trained: start from pretrained_models=new or a trained local model")
     saved = checkpoint_dir / "processor"
     torch.manual_seed(int(cfg.seed))
     if (saved / "tokenizer.json").is_file():
@@ -159,12 +171,12 @@ def _starting_model(cfg, table, checkpoint_dir: Path, accelerator):
 
         processor = AutoProcessor.from_pretrained(saved)
         model, _ = build_vlm(cfg.model, [], tokenizer=processor.tokenizer)
-        return model, processor
+        return (quantize_vlm_8bit(model, processor) if eight_bit else model), processor
     model, processor = build_vlm(cfg.model, tokenizer_texts(cfg.paths.curriculum_dir, table))
     if accelerator.is_main_process:
         processor.save_pretrained(saved)
     accelerator.wait_for_everyone()
-    return model, processor
+    return (quantize_vlm_8bit(model, processor) if eight_bit else model), processor
 
 
 def tokenizer_texts(curriculum_dir: str | Path, table) -> list[str]:
