@@ -21,6 +21,7 @@ from curriculum.backends import build_backend
 from curriculum.generator import ModuleResult, generate_module
 from curriculum.modules import load_modules
 from curriculum.secrets import install_log_redaction
+from curriculum.store import DEFAULT_MAX_ATTEMPTS
 from dataset.annotations import AnnotationError, load_annotations
 from dataset.runtime import prepare_run
 
@@ -78,7 +79,8 @@ def generate_curriculum(cfg: DictConfig) -> dict[str, Any]:
     try:
         for module in modules:
             result = generate_module(module, table, backend, cfg.paths.curriculum_dir,
-                                     batch_size=int(gen.batch_size), seed=int(cfg.seed), prices=prices)
+                                     batch_size=int(gen.batch_size), seed=int(cfg.seed), prices=prices,
+                                     max_attempts=int(gen.get("max_attempts", DEFAULT_MAX_ATTEMPTS)))
             results.append(result)
             logger.info("module %s: %d records written, %d in store, %s", module.name,
                         result.counts["records_written"], result.records_in_store, _rejections(result))
@@ -92,6 +94,15 @@ def generate_curriculum(cfg: DictConfig) -> dict[str, Any]:
     logger.info("records written: %d (%d in stores), cost %.4f USD, %.1f s; summary: %s",
                 summary["records_written"], summary["records_in_stores"], summary["cost_usd"],
                 summary["seconds"], Path(run_dir) / SUMMARY_FILE)
+    empty = summary["counts"].get("responses_without_records", 0)
+    if empty:
+        logger.warning("%d response(s) kept no record (unparseable or every pair rejected); a rerun asks for "
+                       "them again, up to generation.max_attempts=%s responses per image", empty,
+                       gen.get("max_attempts", DEFAULT_MAX_ATTEMPTS))
+    if summary["records_written"] == 0 and summary["counts"].get("already_done"):
+        logger.warning("no new records: every image was already answered by %s/%s in %s (see the module lines "
+                       "above); to generate anew, use a new paths.curriculum_dir", backend.source, backend.model,
+                       cfg.paths.curriculum_dir)
     failed = summary["counts"].get("requests_failed", 0)
     if failed:
         logger.warning("%d request(s) failed after retries and were not stored; rerun the same command to "

@@ -24,7 +24,7 @@ from curriculum.mentions import stated_stages
 from curriculum.modules import ModuleSpec, image_context, request_seed
 from curriculum.parsing import QA_JSON_SCHEMA, parse_qa_response
 from curriculum.secrets import redact
-from curriculum.store import CurriculumStore, request_key, row_fingerprint
+from curriculum.store import DEFAULT_MAX_ATTEMPTS, CurriculumStore, request_key, row_fingerprint
 from curriculum.validation import Labels, rejection_reason
 from dataset.qa_records import QARecord
 
@@ -139,7 +139,8 @@ def _redacted_payload(raw: Any) -> Any:
 
 
 def generate_module(module: ModuleSpec, table: pd.DataFrame, backend: LLMBackend, curriculum_dir: str | Path,
-                    batch_size: int = 64, seed: int = 0, prices: Mapping[str, Any] | None = None) -> ModuleResult:
+                    batch_size: int = 64, seed: int = 0, prices: Mapping[str, Any] | None = None,
+                    max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> ModuleResult:
     """Fill one module's store for the images of `table`, resuming what a previous run did.
 
     Args:
@@ -150,6 +151,8 @@ def generate_module(module: ModuleSpec, table: pd.DataFrame, backend: LLMBackend
         batch_size: requests per backend call and per store commit.
         seed: wording seed (rules backend) mixed into each request's seed.
         prices: USD per million tokens, {input, output}, for cost accounting.
+        max_attempts: responses that keep no record (unparseable or all rejected) after which an
+            image is not asked again; below it, a rerun asks again (counted as `retried_empty`).
 
     Returns:
         The module's counts, token usage, cost and time.
@@ -160,20 +163,25 @@ def generate_module(module: ModuleSpec, table: pd.DataFrame, backend: LLMBackend
         BackendFatalError: authentication or bad request (from the backend).
     """
     started = time.perf_counter()
-    store = CurriculumStore(Path(curriculum_dir) / module.name)
+    store = CurriculumStore(Path(curriculum_dir) / module.name, max_attempts=max_attempts)
     result = ModuleResult(module=module.name, store=str(store.folder))
     counts = result.counts
     pending, stale = [], []
     for _, series in table.iterrows():
         row = _row_dict(series)
         reason = _skip_reason(module, row)
-        done_hash = store.done.get(request_key(str(row["image_id"]), module.name, backend.source, backend.model))
+        key = request_key(str(row["image_id"]), module.name, backend.source, backend.model)
+        done_hash = store.done.get(key)
         if reason:
             counts[reason] += 1
         elif done_hash is None:
             pending.append(row)
+            if store.empty_attempts[key]:
+                counts["retried_empty"] += 1
         elif done_hash and done_hash != row_fingerprint(row):
             stale.append(str(row["image_id"]))
+        elif store.empty_attempts[key] >= store.max_attempts:
+            counts["given_up_empty"] += 1
         else:
             counts["already_done"] += 1
     if stale:
@@ -182,6 +190,7 @@ def generate_module(module: ModuleSpec, table: pd.DataFrame, backend: LLMBackend
             f"(e.g. {', '.join(stale[:3])}); the table changed since. Move or delete that folder, or set "
             "paths.curriculum_dir to a new folder, and run again.")
     logger.info("module %s: %d images to ask, %d already done", module.name, len(pending), counts["already_done"])
+    describe_store(module, store, backend, pending, counts)
     with tqdm(total=len(pending), desc=module.name, unit="img", mininterval=1.0) as bar:
         for start in range(0, len(pending), batch_size):
             batch = pending[start:start + batch_size]
@@ -192,6 +201,27 @@ def generate_module(module: ModuleSpec, table: pd.DataFrame, backend: LLMBackend
     result.records_in_store = len(store.record_ids)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def describe_store(module: ModuleSpec, store: CurriculumStore, backend: LLMBackend, pending: list,
+                   counts: Counter) -> None:
+    """Say what a module's store already holds when this run adds nothing to it, or when other
+    backends' records sit beside this one's (training then uses all of them)."""
+    mine = (backend.source, backend.model)
+    others = {k: v for k, v in store.responses_by_backend.items() if k != mine}
+    if not pending and (counts["already_done"] or counts["given_up_empty"]):
+        by_backend = Counter((r.source, r.model) for r in store.records())
+        held = ", ".join(f"{n} by {s}/{m}" for (s, m), n in sorted(by_backend.items())) or "no records"
+        logger.warning(
+            "module %s: nothing to ask: %d image(s) were already answered by %s/%s (%d given up after %d "
+            "empty responses); %s holds %s. To generate anew, move or delete that folder or set "
+            "paths.curriculum_dir to a new folder", module.name, counts["already_done"] + counts["given_up_empty"],
+            mine[0], mine[1], counts["given_up_empty"], store.max_attempts, store.folder, held)
+    if others:
+        listed = ", ".join(f"{s}/{m} ({n} responses)" for (s, m), n in sorted(others.items()))
+        logger.warning("module %s: %s also holds records of %s; %s/%s's records go beside them and training "
+                       "uses all of them (for %s/%s's records only, set paths.curriculum_dir to a new folder)",
+                       module.name, store.folder, listed, mine[0], mine[1], mine[0], mine[1])
 
 
 def _commit_batch(module: ModuleSpec, batch: list[dict[str, Any]], responses: list[ChatResponse],
@@ -206,6 +236,8 @@ def _commit_batch(module: ModuleSpec, batch: list[dict[str, Any]], responses: li
             failures.append(response.error)
             continue
         kept = _records_of(module, row, response, backend, counts)
+        if not kept:
+            counts["responses_without_records"] += 1
         records += kept
         raw_lines.append(_raw_line(module, str(row["image_id"]), response, backend, len(kept),
                                    row_fingerprint(row)))

@@ -2,7 +2,8 @@
 
 `<curriculum_dir>/<module>/records.jsonl` holds the kept QA records (`dataset.qa_records`);
 `raw_responses.jsonl` beside it holds every raw answer with its request key, for audit. A
-request counts as done once its raw response line is on disk. Each batch is written records
+request counts as done once a raw response line that kept records is on disk (or after
+`max_attempts` responses that kept none). Each batch is written records
 first, then raw responses, each fsynced: a process killed at any moment either left a request
 undone (asked again on rerun; its records, if they landed, are deduplicated by `record_id`) or
 done with all its records on disk. Torn last lines are ignored on read and terminated on append.
@@ -14,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -35,15 +37,24 @@ def request_key(image_id: str, module: str, source: str = "", model: str = "") -
     return "\x1f".join([image_id, module, source, model])
 
 
+DEFAULT_MAX_ATTEMPTS = 3
+
+
 class CurriculumStore:
     """Records and raw responses of one module, with the set of requests already answered.
 
+    A request is done once a response of it kept at least one record, or after `max_attempts`
+    responses that kept none (unparseable, or every pair rejected): those are asked again on a
+    rerun, up to that limit, instead of being marked done after one bad answer.
+
     Args:
         folder: `<curriculum_dir>/<module name>`; created when missing.
+        max_attempts: responses without a kept record after which a request counts as done.
     """
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
         self.folder = Path(folder)
+        self.max_attempts = max(1, int(max_attempts))
         self.folder.mkdir(parents=True, exist_ok=True)
         self.records_path = self.folder / RECORDS_FILE
         self.raw_path = self.folder / RAW_FILE
@@ -53,8 +64,14 @@ class CurriculumStore:
         if self.records_path.exists():
             self.record_ids = {r.record_id for r in iter_records(self.records_path)}
         #: request key -> fingerprint of the annotation row it was generated from ("" if unknown)
-        self.done: dict[str, str] = {line["request_key"]: line.get("input_hash", "")
-                                     for line in _iter_jsonl(self.raw_path) if "request_key" in line}
+        self.done: dict[str, str] = {}
+        #: request key -> responses that kept no record (for requests not yet done)
+        self.empty_attempts: Counter[str] = Counter()
+        #: (source, model) -> raw responses on disk, to say whose records a store holds
+        self.responses_by_backend: Counter[tuple[str, str]] = Counter()
+        for line in _iter_jsonl(self.raw_path):
+            if "request_key" in line:
+                self._note(line)
 
     def commit(self, records: Iterable[QARecord], raw_lines: Iterable[dict[str, Any]]) -> int:
         """Append a batch: new records (fsync), then raw responses (fsync) that mark requests done.
@@ -74,8 +91,21 @@ class CurriculumStore:
         written = append_records(self.records_path, fresh)
         raw_lines = list(raw_lines)
         _append_jsonl(self.raw_path, raw_lines)
-        self.done.update((line["request_key"], line.get("input_hash", "")) for line in raw_lines)
+        for line in raw_lines:
+            self._note(line)
         return written
+
+    def _note(self, line: dict[str, Any]) -> None:
+        """Count one raw response line: done when it kept records (or the attempts ran out)."""
+        key = line["request_key"]
+        self.responses_by_backend[(str(line.get("source", "")), str(line.get("model", "")))] += 1
+        if key in self.done:
+            return
+        if line.get("kept", 1) == 0:  # lines from before `kept` was written count as done
+            self.empty_attempts[key] += 1
+            if self.empty_attempts[key] < self.max_attempts:
+                return
+        self.done[key] = line.get("input_hash", "")
 
     def records(self) -> list[QARecord]:
         """Every unique record on disk."""

@@ -36,7 +36,7 @@ def test_malformed_answers_are_counted_and_audited(tmp_path):
         summary, store = _run(tmp_path, server, "model.language_model.prices={input:1.0,output:2.0}")
     assert summary["records_written"] == 0
     assert summary["counts"]["responses_unparseable"] == 2
-    assert len(_raw_lines(store)) == 2, "raw answers are kept for audit and mark the request done"
+    assert len(_raw_lines(store)) == 2, "raw answers are kept for audit (a rerun asks again, up to generation.max_attempts)"
     assert summary["prompt_tokens"] == 200 and summary["completion_tokens"] == 100
     assert summary["cost_usd"] == pytest.approx((200 * 1.0 + 100 * 2.0) / 1e6)
 
