@@ -7,9 +7,11 @@ Public API (used by training, evaluation, saliency and the demos):
 - `format_prompt(processor, question, answer=None) -> str`.
 - `generate_answers(model, processor, images, questions, max_new_tokens, batch_size) -> list[str]`.
 - `models.registry.resolve_model(entry_cfg)`.
+- `models.retinavlm_import.import_retinavlm(...)`: the released RetinaVLM weights as a registry model.
 """
 
 from models.prompting import format_prompt, generate_answers, to_rgb
+from models.resnet_tower import register_resnet_tower
 from models.vlm import (
     ImageTokenMismatchError,
     build_processor,
@@ -30,3 +32,7 @@ __all__ = [
     "save_vlm",
     "to_rgb",
 ]
+
+# Importing `models` (as every loading path does) makes the imported RetinaVLM's ResNet tower
+# known to transformers' Auto classes, so its directory loads with no remote code.
+register_resnet_tower()

@@ -1,0 +1,194 @@
+"""The RetinaVLM importer on a tiny synthetic release: logits against an independent
+re-implementation of the reference forward pass, unexpected input, and the entry scripts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from models import check_image_token_count, format_prompt, load_vlm
+from models.retinavlm_checkpoint import CheckpointError
+from models.retinavlm_import import import_retinavlm
+from retinavlm_reference import LLAMA, dequantise_rowwise, reference_logits, write_synthetic_release
+
+QUESTIONS = ["What is the AMD stage of this scan?", "Is there any subretinal fluid in this scan?"]
+Q_PROJ = "model.llm.model.model.layers.1.self_attn.q_proj"
+SHARD_2 = "model-00002-of-00002.safetensors"
+
+
+def _scans() -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    gradient = np.add.outer(np.arange(192), np.arange(192)).astype(np.uint8)
+    return [rng.integers(0, 256, (192, 192), dtype=np.uint8), gradient]
+
+
+def _imported_logits(model, processor, scan: np.ndarray, question: str) -> torch.Tensor:
+    inputs = processor(images=[Image.fromarray(scan).convert("RGB")], text=[format_prompt(processor, question)],
+                       return_tensors="pt", add_special_tokens=False)
+    inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
+    with torch.no_grad():
+        return model(**inputs).logits[0].float()
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("retinavlm")
+    release = write_synthetic_release(folder)
+    report = import_retinavlm(release.source, release.llm_dir, folder / "models" / "retinavlm-specialist",
+                              "retinavlm-specialist", dtype="float32", registry_dir=folder / "registry")
+    return release, folder, report
+
+
+def test_imported_logits_match_the_reference_forward_pass(imported):
+    release, folder, report = imported
+    model, processor = load_vlm(folder / "models" / "retinavlm-specialist", device="cpu")
+    assert type(model.model.vision_tower).__name__ == "RetinaResNetVisionModel"
+    assert check_image_token_count(model, processor) == 36
+    for scan in _scans():
+        for question in QUESTIONS:
+            expected = reference_logits(release, torch.from_numpy(scan), question)
+            got = _imported_logits(model, processor, scan, question)
+            assert got.shape == expected.shape  # same prompt length and vocabulary
+            torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    # The comparison can fail: the spatial (permuted) token order changes the logits.
+    spatial = release.resnet.feature_tokens
+    release.resnet.feature_tokens = lambda images: _spatial_map(release.resnet, images)
+    try:
+        permuted = reference_logits(release, torch.from_numpy(_scans()[0]), QUESTIONS[0])
+    finally:
+        release.resnet.feature_tokens = spatial
+    assert (permuted - _imported_logits(model, processor, _scans()[0], QUESTIONS[0])).abs().max() > 1e-3
+    assert report["int8_dequantised"] == 2 * 7 and report["groups"] == {"vision": 318, "llm": 21, "projector": 2}
+    assert report["source_dtypes"]["I8"] == 14 and report["unexpected"] == [] and report["aliases_skipped"] == 0
+
+
+def _spatial_map(resnet, images):
+    x = resnet.maxpool(resnet.relu(resnet.bn1(resnet.conv1(images))))
+    x = resnet.layer4(resnet.layer3(resnet.layer2(resnet.layer1(x))))
+    return x.flatten(2).transpose(1, 2)  # [B, 36, C] in spatial order: not what the reference did
+
+
+def test_dequantisation_is_row_wise(imported):
+    release, folder, _ = imported
+    stored = load_file(str(release.source / SHARD_2))
+    written = load_file(str(folder / "models" / "retinavlm-specialist" / "model.safetensors"))
+    codes, scale = stored[f"{Q_PROJ}.weight"], stored[f"{Q_PROJ}.SCB"]
+    q_proj = written["model.language_model.layers.1.self_attn.q_proj.weight"]
+    assert torch.equal(q_proj, dequantise_rowwise(codes, scale))
+    column_wise = codes.float() * scale[None, :] / 127
+    assert not torch.allclose(q_proj, column_wise, atol=1e-3)  # square: column scaling corrupts silently
+    down = "model.llm.model.model.layers.1.mlp.down_proj"
+    assert stored[f"{down}.weight"].shape == (LLAMA["hidden_size"], LLAMA["intermediate_size"])  # non-square
+    with pytest.raises(RuntimeError):
+        stored[f"{down}.weight"].float() * stored[f"{down}.SCB"][None, :]
+    # The single projector layer: linear_1 is llama_proj, linear_2 the identity.
+    torch.testing.assert_close(written["model.multi_modal_projector.linear_1.bias"], release.proj.bias.detach())
+    assert torch.equal(written["model.multi_modal_projector.linear_2.weight"], torch.eye(LLAMA["hidden_size"]))
+
+
+def test_registry_entry_and_card(imported):
+    _, folder, report = imported
+    entry = (folder / "registry" / "retinavlm-specialist.yaml").read_text()
+    assert "kind: local" in entry and "created_by:" in entry and "RobbieHolland/RetinaVLM" in entry
+    card = (folder / "models" / "retinavlm-specialist" / "README.md").read_text()
+    assert "RobbieHolland/RetinaVLM" in card and "Llama 3" in card and "int8 * SCB[:, None] / 127" in card
+    generation = json.loads((folder / "models" / "retinavlm-specialist" / "generation_config.json").read_text())
+    assert generation["do_sample"] is False and generation["max_new_tokens"] == 750
+    assert report["peak_rss_mb"] > 0
+
+
+def test_bfloat16_import_runs_close_to_the_reference(imported, tmp_path):
+    release, _, _ = imported
+    import_retinavlm(release.source, release.llm_dir, tmp_path / "bf16", "retinavlm-bf16", dtype="bfloat16")
+    model, processor = load_vlm(tmp_path / "bf16", device="cpu")
+    assert model.dtype == torch.bfloat16
+    scan = _scans()[0]
+    got = _imported_logits(model, processor, scan, QUESTIONS[0])
+    expected = reference_logits(release, torch.from_numpy(scan), QUESTIONS[0])
+    assert (got - expected).abs().max() < 0.05 * expected.abs().max()
+
+
+def _rewrite_shard(source, change) -> None:
+    tensors = load_file(str(source / SHARD_2))
+    change(tensors)
+    save_file(tensors, str(source / SHARD_2), metadata={"format": "pt"})
+    index_path = source / "model.safetensors.index.json"
+    index = json.loads(index_path.read_text())
+    index["weight_map"] = {k: v for k, v in index["weight_map"].items() if v != SHARD_2}
+    index["weight_map"].update({k: SHARD_2 for k in tensors})
+    index_path.write_text(json.dumps(index))
+
+
+def _set(key, value):
+    return lambda tensors: tensors.__setitem__(key, value)
+
+
+CASES = {
+    "missing shard": (lambda src: (src / SHARD_2).unlink(), SHARD_2),
+    "unknown key": (lambda src: _rewrite_shard(src, _set("model.learnable_p_tokens", torch.zeros(1, 4, 64))),
+                    "model.learnable_p_tokens"),
+    "int8 without scales": (lambda src: _rewrite_shard(src, lambda t: t.pop(f"{Q_PROJ}.SCB")), f"{Q_PROJ}.weight"),
+    "tiled int8 layout": (lambda src: _rewrite_shard(src, _set(f"{Q_PROJ}.weight_format",
+                                                               torch.tensor(2, dtype=torch.uint8))),
+                          f"{Q_PROJ}.weight_format"),
+    "shape mismatch": (lambda src: _rewrite_shard(src, _set("model.llama_proj.bias", torch.zeros(65))),
+                       "model.llama_proj.bias"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_unexpected_input_stops_naming_file_and_key(case, imported, tmp_path):
+    release, _, _ = imported
+    source = tmp_path / "release"
+    shutil.copytree(release.source, source)
+    damage, key = CASES[case]
+    damage(source)
+    output = tmp_path / "models" / "broken"
+    with pytest.raises(CheckpointError) as caught:
+        import_retinavlm(source, release.llm_dir, output, "broken", registry_dir=tmp_path / "registry")
+    message = str(caught.value)
+    assert key in message and ".safetensors" in message
+    assert not output.exists() and not (tmp_path / "registry").exists()
+    assert not (tmp_path / "models").exists() or not list((tmp_path / "models").iterdir())
+
+
+def test_failure_while_writing_leaves_nothing_behind(imported, tmp_path, monkeypatch):
+    release, _, _ = imported
+    import models.retinavlm_import as importer
+
+    def disk_full(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(importer, "save_file", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        import_retinavlm(release.source, release.llm_dir, tmp_path / "models" / "x", "x",
+                         registry_dir=tmp_path / "registry")
+    assert list((tmp_path / "models").iterdir()) == [] and not (tmp_path / "registry").exists()
+
+
+def test_llm_config_that_does_not_fit_is_named(imported, tmp_path):
+    release, _, _ = imported
+    llm = tmp_path / "llm"
+    shutil.copytree(release.llm_dir, llm)
+    config = json.loads((llm / "config.json").read_text())
+    config["intermediate_size"] = 128
+    (llm / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"model-0000\d-of-00002.safetensors: .*mlp.*needs"):
+        import_retinavlm(release.source, llm, tmp_path / "out", "x")
+    assert not (tmp_path / "out").exists()
+
+
+def test_alias_keys_are_skipped_and_reported(imported, tmp_path):
+    release, _, _ = imported
+    source = tmp_path / "release"
+    shutil.copytree(release.source, source)
+    alias = "model.llama_model.model.layers.1.self_attn.q_proj.weight_format"
+    _rewrite_shard(source, _set(alias, torch.tensor(0, dtype=torch.uint8)))
+    report = import_retinavlm(source, release.llm_dir, tmp_path / "out", "x", dtype="float32")
+    assert report["aliases_skipped"] == 1 and report["int8_dequantised"] == 14
