@@ -17,8 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dataset.runtime import REDACTED, is_secret_key  # one placeholder for config and text redaction
+
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
-REDACTED = "***redacted***"
 # Shapes of common API keys and bearer headers, scrubbed even when not registered.
 _KEY_SHAPES = re.compile(r"(sk-[A-Za-z0-9_\-]{8,})|(Bearer\s+[A-Za-z0-9_\-\.]{8,})")
 _REGISTERED: set[str] = set()
@@ -82,14 +83,46 @@ def install_log_redaction() -> None:
             handler.addFilter(RedactingFilter())
 
 
+class RedactingStream:
+    """A text stream wrapper that scrubs secrets from everything written through it.
+
+    Hydra prints its own errors straight to stderr, echoing a mistyped override such as
+    `path.openai_api_key=sk-...` verbatim; no logging filter sees that text.
+    """
+
+    redacting = True
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(redact(text))
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def install_stream_redaction() -> None:
+    """Wrap `sys.stdout` and `sys.stderr` in `RedactingStream` (idempotent)."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not getattr(stream, "redacting", False):
+            setattr(sys, name, RedactingStream(stream))
+
+
 def guard_process_secrets(argv: list[str] | None = None, env_vars: tuple[str, ...] = (DEFAULT_KEY_ENV,)) -> None:
-    """Register secrets given on the command line (`paths.openai_api_key=...`) or in the environment
-    and scrub them from all logging, before Hydra composes (and, when verbose, logs) the config.
+    """Register secrets given on the command line (`paths.openai_api_key=...`, also under a
+    mistyped group such as `path.openai_api_key=...`) or in the environment and scrub them from
+    all logging and from the process's stdout and stderr, before Hydra composes (and, when
+    verbose, logs) the config or prints an error.
 
     Entry scripts call this at import time, above `@hydra.main`.
     """
-    from dataset.runtime import is_secret_key
-
     for arg in sys.argv[1:] if argv is None else argv:
         key, sep, value = arg.lstrip("+~").partition("=")
         if sep and is_secret_key(key.rsplit(".", 1)[-1]):
@@ -97,6 +130,8 @@ def guard_process_secrets(argv: list[str] | None = None, env_vars: tuple[str, ..
     for name in env_vars:
         register_secret(os.environ.get(name, "").strip())
     install_log_redaction()
+    if argv is None:  # the real process (tests pass argv and keep pytest's streams)
+        install_stream_redaction()
 
 
 def _get(cfg: Mapping[str, Any] | None, key: str) -> Any:
