@@ -3,7 +3,8 @@
 - `RuleJudge` (offline default): the negation-aware answer parser applied to the report for every
   task; a biomarker the report does not mention counts as absent (the clinical default).
 - `LLMJudge`: an LLM through the curriculum backends (`curriculum.backends.build_backend`) asked
-  for JSON; a value it cannot give validly is recorded as invalid.
+  for JSON; a value it cannot give validly is recorded as invalid. A failed request or a reply
+  with no JSON at all is the judge's failure (`last_failures`), not the evaluated model's.
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ class LLMJudge:
         self.prompt = prompt
         self.max_tokens = max_tokens
         self.name = f"llm:{getattr(backend, 'model', '?')}"
+        self.last_failures: list[str | None] = []
 
     def _request(self, report: str, tasks: Sequence[Task]):
         from curriculum.backends import ChatRequest
@@ -102,7 +104,14 @@ class LLMJudge:
                            max_tokens=self.max_tokens, temperature=0.0)
 
     def extract(self, reports: Sequence[str], tasks: Sequence[Task]) -> list[dict[str, str | None]]:
+        """Like `ReportJudge.extract`; `last_failures` then holds, per report, why the judge itself
+        failed (request failed, or a reply with no JSON object) or None. Such reports are the
+        judge's failures, not the evaluated model's invalid answers."""
         responses = self.backend.complete([self._request(r, tasks) for r in reports])
+        self.last_failures = [None if response.ok and _json_object(response.text) is not None
+                              else (f"judge request failed: {response.error}" if not response.ok
+                                    else "the judge's reply held no JSON object")
+                              for response in responses]
         return [self._read(response.text if response.ok else "", tasks) for response in responses]
 
     @staticmethod

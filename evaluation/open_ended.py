@@ -78,19 +78,33 @@ def run_open_ended_evaluation(cfg: DictConfig) -> dict[str, Any]:
     images = load_model_images(rows, cfg.dataset)
     judge = build_judge(str(cfg.evaluation.judge), cfg.model.get("language_model"), cfg.paths,
                         str(task_cfg.judge_prompt))
-    report_lines, records = [], []
+    report_lines, records, judge_failures = [], [], {}
     for name in model_names(cfg):
         reports = write_reports(name, cfg, images, str(task_cfg.report_question))
         extracted = judge.extract(reports, tasks)
-        for (_, row), report, found in zip(rows.iterrows(), reports, extracted):
+        failures = list(getattr(judge, "last_failures", None) or [None] * len(reports))
+        judge_failures[name] = sum(f is not None for f in failures)
+        if judge_failures[name]:
+            logger.warning("the judge failed on %d of %d reports of %s (e.g. %s); they are left out of the scores, "
+                           "not counted as %s's invalid answers: rerun (the reports of API models are cached)",
+                           judge_failures[name], len(reports), name, next(f for f in failures if f), name)
+        for (_, row), report, found, failure in zip(rows.iterrows(), reports, extracted, failures):
             report_lines.append({"model": name, "image_id": str(row["image_id"]),
                                  "prompt": str(task_cfg.report_question), "report": report,
-                                 "judge": judge.name, "extracted": found})
+                                 "judge": judge.name, "extracted": found, "judge_error": failure})
+            if failure is not None:
+                continue
             records += [{"model": name, "task": t.name, "image_id": str(row["image_id"]),
                          "patient_id": str(row["patient_id"]), "label": t.label_of(row),
                          "prediction": found[t.name], "raw_answer": report, "mode": "open_ended"}
                         for t in tasks]
     write_jsonl(run_dir / REPORTS_FILE, report_lines)
+    if report_lines and not records:
+        from curriculum.backends.base import BackendError
+
+        first = next(line["judge_error"] for line in report_lines if line["judge_error"])
+        raise BackendError(f"the judge ({judge.name}) failed on every report ({first}); the reports are in "
+                           f"{run_dir / REPORTS_FILE}. Check model/language_model and rerun")
     write_jsonl(run_dir / PREDICTIONS_FILE, records)
     stats = cfg.evaluation.statistics
     accuracy = (report_accuracy(pd.DataFrame(records), int(stats.n_resamples), int(stats.seed))
@@ -99,7 +113,7 @@ def run_open_ended_evaluation(cfg: DictConfig) -> dict[str, Any]:
     for _, r in accuracy.iterrows():
         logger.info("%s %s: %.3f [%.3f, %.3f]", r["model"], r["metric"], r["value"],
                     r["ci_low"], r["ci_high"])
-    extra = {"models": model_names(cfg), "judge": judge.name, "n_images": len(rows),
+    extra = {"models": model_names(cfg), "judge": judge.name, "n_images": len(rows), "judge_failures": judge_failures,
              "report_accuracy": accuracy.replace({np.nan: None}).to_dict("records")}
     train = table[table["split"] == "train"] if "split" in table.columns else None
     baseline = [r for task in tasks for r in majority_predictions(task, rows, train).to_dict("records")]

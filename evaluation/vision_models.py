@@ -12,7 +12,7 @@ import base64
 import io
 import logging
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from curriculum.backends.base import BackendError
+from evaluation.answer_cache import CACHE_FOLDER, AnswerCache, answer_key
 from models.registry import ResolvedModel, resolve_model
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,21 @@ class VisionAnswerer(Protocol):
     supports_likelihood: bool
 
     def generate(self, images: Sequence[Image.Image], questions: Sequence[str]) -> list[str]:
+        """Answers for every (image, question); cached ones are not asked again.
+
+        Raises:
+            BackendError: some requests failed (after the client's retries); the answers that
+                did arrive are already in the cache, so a rerun asks only for the others.
+        """
+        pngs = [image_png(image) for image in images]
+        settings = {"max_tokens": self.max_new_tokens, "temperature": self.temperature}
+        keys = [answer_key(str(self.client.base_url), self.model, png, q, settings) for png, q in zip(pngs, questions)]
+        answers: list[str | None] = [self.cache.get(k) if self.cache else None for k in keys]
+        missing = [i for i, answer in enumerate(answers) if answer is None]
+        if self.cache is not None and len(missing) < len(answers):
+            logger.info("%s: %d of %d answers from %s", self.name, len(answers) - len(missing), len(answers),
+                        self.cache.path)
+        errors = []
         """One free-text answer per (image, question)."""
         ...
 
@@ -82,25 +98,33 @@ class LocalVisionModel:
         self.model = self.processor = None
 
 
-def image_data_url(image: Image.Image) -> str:
-    """A PNG data URL of an image, as OpenAI-style vision messages carry images."""
+def image_png(image: Image.Image) -> bytes:
+    """The image as RGB PNG bytes (what is sent, and what the answer cache hashes)."""
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
+
+
+def image_data_url(image: Image.Image | bytes) -> str:
+    """A PNG data URL of an image (or of PNG bytes), as OpenAI-style vision messages carry images."""
+    png = image if isinstance(image, bytes) else image_png(image)
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 class OpenAIVisionModel:
     """An OpenAI-compatible chat endpoint that accepts images (gpt-4o, vLLM, `transformers serve`).
 
     The API key comes from `curriculum.secrets` (environment or paths config) and never leaves
-    the client: errors are re-raised with it scrubbed.
+    the client: errors are re-raised with it scrubbed. With a `cache`, every answer is stored as
+    it arrives and only uncached (model, image, prompt) requests are sent
+    (`evaluation.answer_cache`).
     """
 
     supports_likelihood = False
 
     def __init__(self, name: str, model: str, base_url: str | None, paths_cfg: Mapping[str, Any] | None,
                  max_new_tokens: int = 128, concurrency: int = 4, timeout_s: float = 120.0,
-                 api_key_env: str = "OPENAI_API_KEY", temperature: float = 0.0):
+                 api_key_env: str = "OPENAI_API_KEY", temperature: float = 0.0, cache: AnswerCache | None = None):
         from openai import OpenAI
 
         from curriculum.secrets import require_api_key, resolve_api_key
@@ -115,8 +139,9 @@ class OpenAIVisionModel:
         self.concurrency = max(1, concurrency)
         self.temperature = temperature
         self.client = OpenAI(api_key=key, base_url=base_url or None, timeout=timeout_s, max_retries=3)
+        self.cache = cache
 
-    def _ask(self, image: Image.Image, question: str) -> str:
+    def _ask(self, image: Image.Image | bytes, question: str) -> str:
         from curriculum.secrets import redact
 
         # Image first, then the question: the order the specialist's own prompts use.
@@ -133,7 +158,22 @@ class OpenAIVisionModel:
 
     def generate(self, images: Sequence[Image.Image], questions: Sequence[str]) -> list[str]:
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(self._ask, images, questions))
+            futures = {pool.submit(self._ask, pngs[i], questions[i]): i for i in missing}
+            for future in as_completed(futures):
+                i = futures[future]
+                try:
+                    answers[i] = future.result()
+                except BackendError as err:
+                    errors.append(str(err))
+                    continue
+                if self.cache is not None:
+                    self.cache.put(keys[i], answers[i], model=self.model, name=self.name, prompt=questions[i])
+        if errors:
+            kept = (f"; the {len(missing) - len(errors)} answers that arrived are cached in {self.cache.path}: "
+                    "rerun to ask only for the missing ones") if self.cache is not None else ""
+            raise BackendError(f"{len(errors)} of {len(missing)} requests to {self.name} failed "
+                               f"(first: {errors[0]}){kept}")
+        return [str(a) for a in answers]
 
     def score_options(self, images, question, options, end_of_turn: bool = True) -> np.ndarray:
         raise NotImplementedError(f"{self.name} is an API endpoint without token probabilities; use "
@@ -141,6 +181,22 @@ class OpenAIVisionModel:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _answer_cache(name: str, paths_cfg: Mapping[str, Any] | None,
+                  generation_cfg: Mapping[str, Any]) -> AnswerCache | None:
+    """The API answer cache: `api_cache_dir` of the generation settings, else
+    `<paths.output_dir>/api_answer_cache`; `api_cache_dir: false` (or no paths) turns it off."""
+    folder = generation_cfg.get("api_cache_dir")
+    if folder is False or str(folder).lower() == "false":
+        return None
+    if not folder:
+        output_dir = paths_cfg.get("output_dir") if paths_cfg is not None else None
+        if not output_dir:
+            return None
+        folder = Path(str(output_dir)) / CACHE_FOLDER
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return AnswerCache(Path(str(folder)) / f"{safe}.jsonl")
 
 
 def load_registry_entry(name: str, cfg: DictConfig) -> DictConfig:
@@ -190,6 +246,7 @@ def build_answerer(entry_cfg: Mapping[str, Any], paths_cfg: Mapping[str, Any] | 
                                  base_url=options.get("base_url"), paths_cfg=paths_cfg,
                                  max_new_tokens=max_new_tokens,
                                  concurrency=int(generation_cfg.get("concurrency", 4)),
-                                 api_key_env=str(options.get("api_key_env") or "OPENAI_API_KEY"))
+                                 api_key_env=str(options.get("api_key_env") or "OPENAI_API_KEY"),
+                                 cache=_answer_cache(resolved.name, paths_cfg, generation_cfg))
     raise ValueError(f"pretrained_models={resolved.name} is a fresh untrained build; evaluate a trained "
                      "model, e.g. pretrained_models=specialist_v5_192px")
