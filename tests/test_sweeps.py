@@ -138,3 +138,17 @@ def test_a_secret_given_as_a_sweep_is_refused_before_any_point_runs(tmp_path):
     assert not list(tmp_path.rglob("annotations.csv"))
     for secret in (CANARY, SK_CANARY):
         assert secret not in output and _files_containing(tmp_path, secret) == []
+
+
+@pytest.mark.slow
+def test_the_issue_command_as_written_sweeps_from_any_folder(tmp_path):
+    # No paths override: paths.root_dir comes from ${hydra:runtime.cwd}, which the sweeper must
+    # resolve before any job runs (it raised InterpolationResolutionError).
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "SPECIALIST_VLMS_ROOT")}
+    env.update({"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+    result = subprocess.run([sys.executable, str(ROOT / "run" / "make_dataset.py"), "-m", "seed=1,2",
+                             "dataset.phantom.num_images=20"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = _sweep_dir(tmp_path / "outputs", "make_dataset")
+    assert sorted(p.parent.parent.name for p in sweep.glob("*/phantom/annotations.csv")) == ["0", "1"]
