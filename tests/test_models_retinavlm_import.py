@@ -192,3 +192,38 @@ def test_alias_keys_are_skipped_and_reported(imported, tmp_path):
     _rewrite_shard(source, _set(alias, torch.tensor(0, dtype=torch.uint8)))
     report = import_retinavlm(source, release.llm_dir, tmp_path / "out", "x", dtype="float32")
     assert report["aliases_skipped"] == 1 and report["int8_dequantised"] == 14
+
+
+def test_imported_model_runs_through_the_entry_scripts(imported, tmp_path):
+    """`run/import_retinavlm.py`, then `run/closed_ended_evaluation.py pretrained_models=retinavlm-specialist`
+    and `run/demos/inference.py` on the phantom, through the functions the scripts call."""
+    from evaluation.closed_ended import run_closed_ended_evaluation
+    from evaluation.demo import run_demo_inference
+    from evaluation_helpers import ROOT, compose_config, write_tiny_dataset
+    from models.retinavlm_import import run_import
+
+    release, _, _ = imported
+    models_dir = tmp_path / "models"
+    cfg = compose_config("import_retinavlm", tmp_path, [
+        f"source={release.source}", f"llm={release.llm_dir}", "name=retinavlm-specialist",
+        f"paths.model_dir={models_dir}", f"registry_dir={tmp_path / 'registry'}"])
+    report = run_import(cfg)
+    assert report["output_dir"] == str(models_dir / "retinavlm-specialist")
+    entry = (tmp_path / "registry" / "retinavlm-specialist.yaml").read_text()
+    assert "path: ${paths.model_dir}/retinavlm-specialist" in entry
+
+    table = write_tiny_dataset(tmp_path / "data")
+    cfg = compose_config("closed_ended_evaluation", tmp_path / "closed", [
+        "pretrained_models=retinavlm-specialist", f"paths.data_dir={table.parent}", f"paths.model_dir={models_dir}",
+        "evaluation.statistics.n_resamples=20", "evaluation.max_images=3", "evaluation.calibration.max_images=3"])
+    out = run_closed_ended_evaluation(cfg)
+    rows = [json.loads(x) for x in (out["run_dir"] / "predictions.jsonl").read_text().splitlines()]
+    own = [r for r in rows if r["model"] == "retinavlm-specialist"]
+    assert len(own) == 3 and all(r["model"].startswith("retinavlm-specialist") for r in rows)
+
+    cfg = compose_config("inference", tmp_path / "demo", [
+        "pretrained_models=retinavlm-specialist", f"paths.model_dir={models_dir}",
+        f"dataset.task.images={ROOT / 'dataset' / 'processed_images'}", "demo.max_new_tokens=3",
+        "dataset.task.questions=[What is the AMD stage of this scan?]"])
+    records = run_demo_inference(cfg)
+    assert len(records) >= 2 and all(r["model"] == "retinavlm-specialist" for r in records)
