@@ -7,9 +7,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from dataset.errors import InputError
+
 
 class ImageReadError(ValueError):
     """A scan is missing or cannot be decoded; the message names the file."""
+
+
+class ImageTooSmallError(ImageReadError, InputError):
+    """A scan is smaller than the square crop the model sees (e.g. a 4x4-pixel image)."""
 
 
 def load_scan(path: str | Path) -> Image.Image:

@@ -51,7 +51,19 @@ class ScanTransform:
         self.augmentation = augmentation
 
     def __call__(self, image: Image.Image, rng: np.random.Generator | None = None) -> Image.Image:
-        """Transform one `L` scan; `rng` drives the augmentation (a fresh one if None)."""
+        """Transform one `L` scan; `rng` drives the augmentation (a fresh one if None).
+
+        Raises:
+            ImageTooSmallError: the scan is narrower or lower than `crop_size` (a thumbnail or a
+                broken export, which resizing would blow up into a meaningless scan).
+        """
+        if min(image.size) < self.crop_size:
+            from dataset.images import ImageTooSmallError
+
+            where = getattr(image, "filename", "") or "a scan"
+            raise ImageTooSmallError(
+                f"{where} is {image.width}x{image.height} px, smaller than the {self.crop_size}x{self.crop_size} "
+                "crop the model sees; give scans at least that size (or lower dataset.crop_size)")
         if image.mode != "L":
             image = image.convert("L")
         if self.image_size and image.size != (self.image_size[1], self.image_size[0]):

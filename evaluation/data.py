@@ -10,7 +10,7 @@ import pandas as pd
 from PIL import Image
 
 from dataset.annotations import load_annotations, split_of
-from dataset.images import load_scan
+from dataset.images import ImageReadError, load_scan
 from dataset.transforms import build_scan_transform
 
 logger = logging.getLogger(__name__)
@@ -40,8 +40,23 @@ def load_evaluation_table(dataset_cfg: Mapping[str, Any], split: str = "test",
 
 
 def load_model_images(rows: pd.DataFrame, dataset_cfg: Mapping[str, Any]) -> list[Image.Image]:
-    """Each row's scan as the model sees it at evaluation: resized to the stored size, centre crop."""
+    """Each row's scan as the model sees it at evaluation: resized to the stored size, centre crop.
+
+    Raises:
+        ImageReadError: any scan is unreadable or smaller than the crop; every such row is named
+            (image id and reason), not only the first, since evaluation must not drop test images.
+    """
     size = (int(dataset_cfg["image_height"]), int(dataset_cfg["image_width"])) \
         if dataset_cfg.get("image_height") else None
     transform = build_scan_transform(int(dataset_cfg["crop_size"]), None, image_size=size)
-    return [transform(load_scan(path)) for path in rows["image_file"]]
+    images, bad = [], []
+    ids = rows["image_id"].astype(str) if "image_id" in rows.columns else rows["image_file"].astype(str)
+    for image_id, path in zip(ids, rows["image_file"]):
+        try:
+            images.append(transform(load_scan(path)))
+        except (ImageReadError, OSError, ValueError) as err:
+            bad.append(f"{image_id} ({path}): {str(err).replace(str(path), '').strip(' :')}")
+    if bad:
+        raise ImageReadError(f"{len(bad)} of {len(rows)} evaluation images cannot be used; fix or remove these "
+                             f"rows of {dataset_cfg.get('annotations_file')}: " + "; ".join(bad))
+    return images

@@ -1,7 +1,8 @@
 """Demo inference: a registry model answers configurable questions about a folder or glob of scans.
 
 `run_demo_inference(cfg)` is what `run/demos/inference.py` calls; it writes `answers.jsonl` in the
-run folder and returns the answers (the script prints them).
+run folder and returns the answers (the script prints them). Files it cannot read are skipped and
+listed (`unreadable.jsonl`); `demo.strict=true` turns them into a non-zero exit.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
+from PIL import Image
 
-from dataset.images import load_scan
+from dataset.errors import ConfigError, InputError
+from dataset.images import ImageReadError, load_scan
 from dataset.runtime import prepare_run
 from dataset.transforms import build_scan_transform
 from evaluation.outputs import write_jsonl
@@ -22,6 +25,7 @@ from evaluation.vision_models import build_answerer, load_registry_entry
 logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
 ANSWERS_FILE = "answers.jsonl"
+UNREADABLE_FILE = "unreadable.jsonl"
 
 
 def find_images(source: str | Path) -> list[Path]:
@@ -45,15 +49,53 @@ def find_images(source: str | Path) -> list[Path]:
     return images
 
 
-def run_demo_inference(cfg: DictConfig) -> list[dict[str, Any]]:
-    """Answer every configured question about every image with one registry model.
+class DemoAnswers(list):
+    """The demo's answers (a list of records) and the files it could not read.
+
+    Attributes:
+        unreadable: one {"file", "reason"} per image file that was skipped.
+    """
+
+    def __init__(self, records: list[dict[str, Any]], unreadable: list[dict[str, str]]):
+        super().__init__(records)
+        self.unreadable = unreadable
+
+
+def read_demo_images(paths: list[Path], transform) -> tuple[list[Path], list[Image.Image], list[dict[str, str]]]:
+    """Read and crop every image it can; one unreadable file does not stop the others.
+
+    Returns:
+        (readable paths, their model views, one {"file", "reason"} per unreadable file).
+    """
+    kept, images, unreadable = [], [], []
+    for path in paths:
+        try:
+            images.append(transform(load_scan(path)))
+            kept.append(path)
+        except (ImageReadError, OSError, ValueError) as err:  # decode errors of any kind
+            reason = str(err).replace(str(path), "").strip(" :") or type(err).__name__
+            unreadable.append({"file": str(path), "reason": reason})
+            logger.warning("skipping %s: %s", path, reason)
+    return kept, images, unreadable
+
+
+def run_demo_inference(cfg: DictConfig) -> DemoAnswers:
+    """Answer every configured question about every readable image with one registry model.
+
+    Unreadable images (corrupt, empty, smaller than the crop) are skipped, listed in the returned
+    `unreadable` and in `unreadable.jsonl` in the run folder; `demo.strict=true` makes any of
+    them an error (after the readable ones are answered).
 
     Args:
         cfg: the composed `inference` config (`dataset.task.images`, `dataset.task.questions`,
             `demo.*`, `pretrained_models`).
 
     Returns:
-        One {"image", "question", "answer", "model"} per image and question, image-major.
+        One {"image", "question", "answer", "model"} per readable image and question, image-major.
+
+    Raises:
+        ConfigError: a question is not text, or there are none.
+        InputError: no image could be read (each file and its reason listed).
     """
     run_dir = prepare_run(cfg)
     task = cfg.dataset.task
@@ -61,14 +103,19 @@ def run_demo_inference(cfg: DictConfig) -> list[dict[str, Any]]:
     not_text = [q for q in task.questions if not isinstance(q, str)]
     if not_text:
         # YAML reads an unquoted "Describe it: findings, stage" as a mapping, not a question.
-        raise ValueError(f"dataset.task.questions must be plain strings; quote these in YAML: {not_text}")
+        raise ConfigError(f"dataset.task.questions must be plain strings; quote these in YAML: {not_text}")
     questions = list(task.questions)
     if not questions:
-        raise ValueError("dataset.task.questions is empty; give at least one question")
+        raise ConfigError("dataset.task.questions is empty; give at least one question")
     transform = build_scan_transform(int(cfg.dataset.crop_size), None,
                                      image_size=(int(cfg.dataset.image_height), int(cfg.dataset.image_width))
                                      if cfg.demo.get("resize_to_dataset", True) else None)
-    images = [transform(load_scan(p)) for p in paths]
+    paths, images, unreadable = read_demo_images(paths, transform)
+    if unreadable:
+        write_jsonl(run_dir / UNREADABLE_FILE, unreadable)
+    if not images:
+        listed = "; ".join(f"{u['file']}: {u['reason']}" for u in unreadable)
+        raise InputError(f"none of the {len(unreadable)} image files at {task.images} could be read ({listed})")
     entry = load_registry_entry(str(cfg.pretrained_models.name), cfg)
     answerer = build_answerer(entry, cfg.paths, cfg.demo)
     try:
@@ -80,4 +127,16 @@ def run_demo_inference(cfg: DictConfig) -> list[dict[str, Any]]:
                for (i, q), a in zip(pairs, answers)]
     write_jsonl(run_dir / ANSWERS_FILE, records)
     logger.info("%d answers about %d images written to %s", len(records), len(paths), run_dir / ANSWERS_FILE)
-    return records
+    return DemoAnswers(records, unreadable)
+
+
+def check_strict(result: DemoAnswers, strict: bool) -> None:
+    """Under `demo.strict=true`, fail when any image file was unreadable.
+
+    Raises:
+        InputError: strict and at least one file was skipped; the message counts and lists them.
+    """
+    if strict and result.unreadable:
+        listed = "; ".join(f"{u['file']}: {u['reason']}" for u in result.unreadable)
+        raise InputError(f"demo.strict=true and {len(result.unreadable)} image file(s) could not be read "
+                         f"(the others were answered): {listed}")

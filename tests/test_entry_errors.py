@@ -1,0 +1,140 @@
+"""Every entry script meets an expected error with one clear line and a non-zero exit, never a
+traceback: each case runs the real CLI (a fresh interpreter on run/<script>.py) in a tmp folder."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fixtures_models import save_tiny_vlm
+from fixtures_training import training_overrides, write_training_data
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = "specialist_v5_192px"
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """Tiny data, curriculum and a trained-format model folder shared by the cases."""
+    root = tmp_path_factory.mktemp("entry_errors")
+    write_training_data(root)
+    save_tiny_vlm(root / "outputs" / "models" / MODEL)
+    broken = save_tiny_vlm(root / "broken_models" / MODEL)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:4096])  # a save cut short
+    llm = root / "llm"
+    llm.mkdir()
+    (llm / "config.json").write_text('{"model_type": "llama"}')  # no weights, no tokenizer
+    (root / "predictions.jsonl").write_text('{"image_id": "scan003", "label": "early"}\n{"image_id": \n')
+    scans = root / "scans"
+    for i in range(2):
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (208, 256), dtype=np.uint8), "L").save(
+            scans / f"good{i}.png" if scans.exists() else _mkdir(scans) / f"good{i}.png")
+    (scans / "empty.png").write_bytes(b"")
+    (scans / "garbage.png").write_bytes(b"not an image at all" * 10)
+    Image.new("L", (4, 4), 128).save(scans / "tiny.png")
+    empty_store = _mkdir(root / "empty_curriculum" / "tabular_annotate_rules")
+    (empty_store / "records.jsonl").write_text("")  # generated, but nothing kept
+    (root / "bad_scans").mkdir()
+    (root / "bad_scans" / "garbage.jpg").write_bytes(b"\x00" * 50)
+    return root
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _common(root: Path) -> list[str]:
+    return [o for o in training_overrides(root) if not o.startswith(("training=", "model."))
+            if not o.startswith("run_dir=")]
+
+
+def _demo(root: Path, images: str, *extra: str) -> tuple[str, list[str]]:
+    return "demos/inference.py", [*_common(root), f"paths.model_dir={root / 'outputs' / 'models'}",
+                                  f"dataset.task.images={root / images}", "demo.max_new_tokens=2",
+                                  "dataset.task.questions=[Stage?]", *extra]
+
+
+CASES = {
+    "malformed predictions file": (
+        lambda r: ("score_predictions.py", [*_common(r), "dataset/task=closed_ended_specialist_staging",
+                                            f"predictions_files=[{r / 'predictions.jsonl'}]"]),
+        "predictions.jsonl:2: not valid JSON"),
+    "calibrating on the evaluated split": (
+        lambda r: ("closed_ended_evaluation.py", [*_common(r), "evaluation.calibration.split=test"]),
+        "is the evaluated split"),
+    "untrained model evaluated": (
+        lambda r: ("closed_ended_evaluation.py", [*_common(r), "pretrained_models=new",
+                                                  "evaluation.calibration.split=null"]),
+        "fresh untrained build"),
+    "api model for grad-cam": (
+        lambda r: ("visual_language_gradcam.py", [*_common(r), "dataset/task=language_visual_attention",
+                                                  "pretrained_models=gpt-4o"]),
+        "Grad-CAM needs a local model"),
+    "truncated weights": (
+        lambda r: ("closed_ended_evaluation.py", [*_common(r), f"paths.model_dir={r / 'broken_models'}"]),
+        "damaged or truncated"),
+    "empty curriculum before any training": (
+        lambda r: ("vision_language_pretraining.py", [*training_overrides(r, [
+            f"paths.curriculum_dir={r / 'empty_curriculum'}",
+            "training.vision_pretraining.steps=800"])]),
+        "nothing to train on"),
+    "incomplete local LLM folder": (
+        lambda r: ("generate_curriculum_part2.py", [*_common(r), "dataset/task=specialist_annotate",
+                                                    "dataset/task/curriculum=2_specific_qa",
+                                                    "model/language_model=llama3-8b_instruct",
+                                                    f"model.language_model.path={r / 'llm'}"]),
+        "is incomplete: missing the tokenizer"),
+    "non-text demo question": (
+        lambda r: _demo(r, "scans", "dataset.task.questions=[{Describe: findings}]"),
+        "quote these in YAML"),
+    "demo folder with nothing readable": (lambda r: _demo(r, "bad_scans"), "could be read"),
+    "strict demo with unreadable files": (lambda r: _demo(r, "scans", "demo.strict=true"),
+                                          "3 image file(s) could not be read"),
+    "make_dataset bad setting": (
+        lambda r: ("make_dataset.py", [f"paths.output_dir={r / 'made'}", "dataset.phantom.num_images=5",
+                                       "dataset.phantom.visits_per_eye=[3,1]"]),
+        "dataset.phantom.visits_per_eye[1] must be >= 3"),
+}
+if not torch.cuda.is_available():
+    CASES["8-bit without CUDA"] = (
+        lambda r: ("vision_language_pretraining.py", training_overrides(r, [
+            "training.policy.name=adapter", "training.policy.load_in_8bit=true"])),
+        "needs a CUDA GPU")
+
+
+def _run(root: Path, script: str, overrides: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run([sys.executable, str(ROOT / "run" / script), *overrides], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_expected_errors_are_one_line_and_exit_non_zero(workspace, case):
+    build, message = CASES[case]
+    script, overrides = build(workspace)
+    done = _run(workspace, script, overrides)
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and message in errors[0], output[-3000:]
+
+
+@pytest.mark.slow
+def test_demo_answers_the_readable_scans_and_lists_the_others(workspace):
+    done = _run(workspace, *_demo(workspace, "scans"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.stdout.count("Q: Stage?") == 2  # good0.png and good1.png
+    listed = [line for line in done.stderr.splitlines() if line.startswith("unreadable: ")]
+    assert sorted(Path(line.split(": ")[1]).name for line in listed) == ["empty.png", "garbage.png", "tiny.png"]
+    assert any("4x4 px, smaller than the 192x192 crop" in line for line in listed)
