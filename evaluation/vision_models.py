@@ -195,8 +195,9 @@ def _answer_cache(name: str, paths_cfg: Mapping[str, Any] | None,
         if not output_dir:
             return None
         folder = Path(str(output_dir)) / CACHE_FOLDER
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-    return AnswerCache(Path(str(folder)) / f"{safe}.jsonl")
+    from dataset.naming import safe_file_name
+
+    return AnswerCache(Path(str(folder)) / f"{safe_file_name(name)}.jsonl")
 
 
 def load_registry_entry(name: str, cfg: DictConfig) -> DictConfig:

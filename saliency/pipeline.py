@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from dataset.annotations import load_annotations
 from dataset.images import load_scan
+from dataset.naming import safe_file_name
 from dataset.runtime import prepare_run
 from dataset.transforms import build_scan_transform
 from models import build_vlm, format_prompt, generate_answers, load_vlm
@@ -139,11 +140,11 @@ def run_visual_language_gradcam(cfg: DictConfig) -> dict[str, Any]:
                                      prompt_formatter=format_prompt, **context)
         attribution_seconds += explanation.seconds
         phrase_count += len(explanation.phrases)
-        save_explanation(run_dir / "images" / image_id, explanation, view_array, style, masks,
+        save_explanation(run_dir / "images" / safe_file_name(image_id), explanation, view_array, style, masks,
                          bool(settings.overlay.save))
         rows_here = score_explanation(explanation, masks, view_array.shape[:2], tolerance)
         score_rows.extend(rows_here)
-        records.append({"image_id": image_id, "report": report,
+        records.append({"image_id": image_id, "folder": f"images/{safe_file_name(image_id)}", "report": report,
                         "phrases": [p.text for p in explanation.phrases], "seconds": explanation.seconds})
         if randomised is not None and i < sanity_images and explanation.phrases:
             control = explain_report(randomised, image=view, image_id=image_id, report=report,

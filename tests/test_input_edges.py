@@ -1,0 +1,116 @@
+"""Small edges of the loaders: a pretrained tower's own input size, scans smaller than the crop,
+ids used as folder names, and a local LLM without safetensors weights."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from curriculum_support import make_tiny_chat_model
+from hydra import compose, initialize_config_dir
+from PIL import Image
+
+from curriculum.backends import BackendError, build_backend
+from dataset.images import ImageReadError, ImageTooSmallError, load_scan
+from dataset.naming import safe_file_name
+from dataset.transforms import build_scan_transform
+from evaluation.data import load_model_images
+from fixtures_models import TINY_MODEL_CFG, TINY_TEXTS
+from models import build_vlm, check_image_token_count
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def _save_vit_224(folder: Path) -> Path:
+    from transformers import ViTConfig, ViTModel
+
+    ViTModel(ViTConfig(image_size=224, patch_size=32, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                       intermediate_size=64), add_pooling_layer=False).save_pretrained(folder)
+    return folder
+
+
+def test_a_224px_pretrained_tower_takes_its_own_size_with_the_default_192px_crop(tmp_path):
+    tower = _save_vit_224(tmp_path / "vit224")
+    text = [f"model.text_decoder.{k}={v}" for k, v in TINY_MODEL_CFG["text_decoder"].items() if k != "tokenizer"]
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(config_name="vision_language_pretraining", overrides=[
+            f"paths.root_dir={tmp_path}", f"run_dir={tmp_path}", "model/vision_encoder=pretrained",
+            f"model.vision_encoder.path={tower}", *text, "model.text_decoder.tokenizer.vocab_size=400",
+            "model.text_decoder.tokenizer.min_frequency=1"])
+    assert cfg.dataset.crop_size == 192
+    model, processor = build_vlm(cfg.model, TINY_TEXTS)
+    assert processor.image_processor.size["height"] == 224
+    assert check_image_token_count(model, processor) == 50  # 7x7 patches + CLS
+    crop = build_scan_transform(192)(Image.fromarray(np.full((208, 256), 90, np.uint8), "L")).convert("RGB")
+    prompt = processor.apply_chat_template([{"role": "user", "content": [{"type": "image"},
+                                                                        {"type": "text", "text": "Stage?"}]}])
+    batch = processor(images=[crop], text=[prompt], return_tensors="pt")
+    assert model(**batch).logits.shape[0] == 1
+
+
+def test_an_image_smaller_than_the_crop_is_rejected_clearly(tmp_path):
+    Image.new("L", (4, 4), 128).save(tmp_path / "tiny.png")
+    with pytest.raises(ImageTooSmallError, match=r"4x4 px, smaller than the 192x192 crop"):
+        build_scan_transform(192, image_size=(208, 256))(load_scan(tmp_path / "tiny.png"))
+
+
+def test_evaluation_names_every_unusable_scan(tmp_path):
+    Image.new("L", (4, 4), 128).save(tmp_path / "tiny.png")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG garbage")
+    Image.fromarray(np.full((208, 256), 90, np.uint8), "L").save(tmp_path / "good.png")
+    rows = pd.DataFrame({"image_id": ["a", "b", "c"],
+                         "image_file": [str(tmp_path / n) for n in ("good.png", "tiny.png", "broken.png")]})
+    with pytest.raises(ImageReadError, match=r"2 of 3 evaluation images .*b \(.*tiny.png\).*4x4.*c \("):
+        load_model_images(rows, {"crop_size": 192, "image_height": 208, "image_width": 256})
+
+
+@pytest.mark.parametrize("identifier", ["../../escape", "a/b", "..", ".hidden", "", "scan 7:2\\x", "x" * 300])
+def test_ids_become_single_safe_path_components(identifier, tmp_path):
+    name = safe_file_name(identifier)
+    assert name and "/" not in name and "\\" not in name and name not in (".", "..") and len(name) <= 100
+    assert (tmp_path / name).resolve().parent == tmp_path.resolve()
+
+
+def test_safe_ids_are_kept_and_different_unsafe_ids_stay_apart():
+    assert safe_file_name("scan_00012") == "scan_00012"
+    assert safe_file_name("a/b") != safe_file_name("a_b") != safe_file_name("a:b")
+
+
+def test_the_local_llm_backend_requires_safetensors(tmp_path):
+    folder = make_tiny_chat_model(tmp_path / "llm")
+    (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
+    with pytest.raises(BackendError, match=r"no model.safetensors .*found pytorch_model.bin"):
+        build_backend({"backend": "local_hf", "path": str(folder), "model": "tiny"}, {})
+
+
+def test_the_local_llm_backend_names_a_missing_tokenizer(tmp_path):
+    folder = make_tiny_chat_model(tmp_path / "llm")
+    (folder / "tokenizer.json").unlink()
+    with pytest.raises(BackendError, match="missing the tokenizer"):
+        build_backend({"backend": "local_hf", "path": str(folder), "model": "tiny"}, {})
+
+
+@pytest.mark.slow
+def test_saliency_writes_an_unsafe_image_id_inside_its_run_folder(tmp_path):
+    from test_saliency_run import _config
+
+    from helpers_saliency import tiny_vlm
+    from models import save_vlm
+    from saliency import run_visual_language_gradcam
+
+    model, processor = tiny_vlm()
+    saved = save_vlm(model, processor, tmp_path / "models" / "specialist_v5_192px")
+    cfg = _config(tmp_path, saved, "dataset.task.report_source=annotation", "dataset.task.max_images=1",
+                  "dataset.task.split=null")
+    table = tmp_path / "data" / "annotations.csv"
+    frame = pd.read_csv(table)
+    frame["image_id"] = ["../../escaped/" + str(i) for i in frame["image_id"]]
+    frame.to_csv(table, index=False)
+    run_visual_language_gradcam(cfg)
+    record = json.loads((tmp_path / "run" / "reports.jsonl").read_text().splitlines()[0])
+    folder = tmp_path / "run" / record["folder"]
+    assert folder.parent == tmp_path / "run" / "images" and (folder / "phrases.json").is_file()
+    assert not (tmp_path / "escaped").exists() and not (tmp_path.parent / "escaped").exists()
+    shutil.rmtree(tmp_path / "run")
