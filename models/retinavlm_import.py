@@ -170,8 +170,15 @@ def _load_llm_folder(llm: Path):
     return text_config, AutoTokenizer.from_pretrained(llm)
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB (Linux VmHWM, which, unlike ru_maxrss, does not
+    carry over a parent's peak across fork and exec)."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
 
 
 def import_retinavlm(source: str | Path, llm: str | Path, output_dir: str | Path, name: str,
@@ -240,7 +247,7 @@ def import_retinavlm(source: str | Path, llm: str | Path, output_dir: str | Path
         report["registry_entry"] = str(write_registry_entry(Path(registry_dir), name, registry_path or str(output_dir),
                                                             created_by, source))
     report["seconds"] = round(time.perf_counter() - started, 2)
-    report["peak_rss_mb"] = round(_peak_rss_mb(), 1)
+    report["peak_rss_mb"] = round(peak_rss_mb(), 1)
     logger.info("imported %s into %s in %.1f s (peak resident memory %.0f MB)", source, output_dir,
                 report["seconds"], report["peak_rss_mb"])
     return report

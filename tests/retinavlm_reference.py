@@ -143,7 +143,8 @@ def _randomise_batch_norms(module: nn.Module, generator: torch.Generator) -> Non
 
 
 def write_synthetic_release(folder: Path, seed: int = 0, extra: dict | None = None,
-                            drop: tuple[str, ...] = ()) -> SyntheticRelease:
+                            drop: tuple[str, ...] = (), llama: dict | None = None,
+                            widths: dict | None = None) -> SyntheticRelease:
     """Write `folder/RetinaVLM-Specialist` (index + 2 shards) and `folder/llm` (config, tokenizer).
 
     Args:
@@ -151,6 +152,8 @@ def write_synthetic_release(folder: Path, seed: int = 0, extra: dict | None = No
         seed: weights seed.
         extra: tensors to add to the second shard (key -> tensor), e.g. unknown keys.
         drop: keys to leave out of the checkpoint.
+        llama, widths: LlamaConfig fields and ResNet widths to use instead of the tiny defaults
+            (`benchmarks/retinavlm_import_memory.py` writes larger releases).
 
     Returns:
         The reference modules, computing with the weights the checkpoint stores.
@@ -160,13 +163,14 @@ def write_synthetic_release(folder: Path, seed: int = 0, extra: dict | None = No
     tokenizer = llama3_like_tokenizer()
     llm_dir = folder / "llm"
     config = LlamaConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, **LLAMA)
+                         eos_token_id=tokenizer.eos_token_id, **{**LLAMA, **(llama or {})})
+    widths = widths or WIDTHS
     config.save_pretrained(llm_dir)
     tokenizer.save_pretrained(llm_dir)
-    resnet = ReferenceResNet(WIDTHS["stem"], WIDTHS["planes"], BLOCKS).eval()
+    resnet = ReferenceResNet(widths["stem"], widths["planes"], BLOCKS).eval()
     _randomise_batch_norms(resnet, generator)
     llama = LlamaForCausalLM(config).eval()
-    proj = nn.Linear(WIDTHS["planes"][-1] * 4, LLAMA["hidden_size"])
+    proj = nn.Linear(widths["planes"][-1] * 4, config.hidden_size)
     state: dict[str, torch.Tensor] = {}
     for key, value in resnet.state_dict().items():
         state[f"model.visual_encoder.model.{key}"] = value.clone()
