@@ -21,6 +21,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from dataset.errors import InputError
 from dataset.runtime import prepare_run
 from evaluation.closed_ended import build_task_list, score_and_write
 from evaluation.data import load_evaluation_table
@@ -32,7 +33,7 @@ from evaluation.tasks import Task
 logger = logging.getLogger(__name__)
 
 
-class PredictionFileError(ValueError):
+class PredictionFileError(InputError):
     """A predictions file is malformed; the message names the file, line and field."""
 
 
@@ -45,8 +46,12 @@ def read_prediction_lines(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise PredictionFileError(f"predictions file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise PredictionFileError(f"{path}: not UTF-8 text (byte {err.start}); save it as UTF-8 JSONL") from None
     lines = []
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
             continue
         try:
@@ -57,6 +62,15 @@ def read_prediction_lines(path: str | Path) -> list[dict[str, Any]]:
             raise PredictionFileError(f"{path}:{number}: each line needs an 'image_id' field")
         if not any(k in item for k in ("prediction", "label", "text")):
             raise PredictionFileError(f"{path}:{number}: give the answer as 'label' (a class id) or 'text'")
+        if not isinstance(item["image_id"], (str, int)) or isinstance(item["image_id"], bool) \
+                or str(item["image_id"]).strip() == "":
+            raise PredictionFileError(f"{path}:{number}: 'image_id' must be a non-empty string, got "
+                                      f"{item['image_id']!r}")
+        for key in ("label", "prediction", "text", "task", "model"):
+            value = item.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int, float))):
+                raise PredictionFileError(f"{path}:{number}: '{key}' must be text (or null), got "
+                                          f"{type(item[key]).__name__} {item[key]!r}")
         lines.append({**item, "_where": f"{path}:{number}", "_file": path.stem})
     return lines
 

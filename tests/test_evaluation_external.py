@@ -77,8 +77,24 @@ def test_one_report_scores_every_biomarker(tmp_path):
     ({"image_id": "nope", "label": "healthy"}, "not in the evaluated split"),
     ({"image_id": "test0", "label": "very late"}, "not one of"),
     ({"image_id": "test0"}, "'label'"),
+    ({"image_id": None, "label": "early"}, "'image_id' must be a non-empty string"),
+    ({"image_id": "test0", "text": ["a", "list"]}, "'text' must be text"),
+    ({"image_id": "test0", "label": {"stage": "early"}}, "'label' must be text"),
+    ({"image_id": "test0", "label": True}, "'label' must be text"),
 ])
 def test_bad_lines_name_file_and_line(tmp_path, item, match):
     bad = _write(tmp_path / "bad.jsonl", [{"image_id": "test1", "label": "early"}, item])
     with pytest.raises(PredictionFileError, match=rf"bad.jsonl:2: .*{match}"):
+        _score(tmp_path, [bad])
+
+
+@pytest.mark.parametrize("content,match", [
+    (b'{"image_id": "test1", "label": "early"}\n{"image_id": \n', "bad.jsonl:2: not valid JSON"),
+    (b'\xff\xfe\x00binary', "not UTF-8"),
+    (b'["a", "list"]\n', "bad.jsonl:1: each line needs an 'image_id'"),
+])
+def test_malformed_files_name_the_problem(tmp_path, content, match):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(content)
+    with pytest.raises(PredictionFileError, match=match):
         _score(tmp_path, [bad])
