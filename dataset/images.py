@@ -41,8 +41,8 @@ def load_scan(path: str | Path) -> Image.Image:
         with Image.open(path) as image:
             image.load()
             return to_grayscale8(image)
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ImageReadError(f"cannot read image {path}: {err}") from err
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise ImageReadError(f"cannot read image {path}: {err or type(err).__name__}") from err
 
 
 def to_grayscale8(image: Image.Image) -> Image.Image:
@@ -55,6 +55,8 @@ def to_grayscale8(image: Image.Image) -> Image.Image:
         return Image.fromarray(np.clip(pixels / 257.0, 0, 255).round().astype(np.uint8), mode="L")
     if image.mode == "F":
         pixels = np.asarray(image, dtype=np.float64)
+        finite = np.isfinite(pixels)
+        pixels = np.where(finite, pixels, np.nanmin(np.where(finite, pixels, np.nan)) if finite.any() else 0.0)
         low, high = float(pixels.min()), float(pixels.max())
         scaled = (pixels - low) / (high - low) * 255.0 if high > low else np.zeros_like(pixels)
         return Image.fromarray(scaled.round().astype(np.uint8), mode="L")
@@ -73,5 +75,31 @@ def check_image_readable(path: str | Path) -> None:
     try:
         with Image.open(path) as image:
             image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ImageReadError(f"corrupt image {path}: {err}") from err
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise ImageReadError(f"corrupt image {path}: {err or type(err).__name__}") from err
+
+
+def check_scan_sizes(paths, ids, crop_size: int) -> None:
+    """Check from the file headers alone (fast) that every scan is at least `crop_size` square.
+
+    Args:
+        paths: image files.
+        ids: the rows' image ids, to name them.
+        crop_size: `dataset.crop_size`.
+
+    Raises:
+        ImageTooSmallError: every too-small scan named with its size (before any training starts).
+    """
+    small = []
+    for image_id, path in zip(ids, paths):
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+            raise ImageReadError(f"cannot read image {path} (row {image_id}): {err}") from err
+        if min(width, height) < crop_size:
+            small.append(f"{image_id} ({width}x{height} px)")
+    if small:
+        raise ImageTooSmallError(f"{len(small)} scan(s) are smaller than the {crop_size}x{crop_size} crop the model "
+                                 f"sees: {', '.join(small[:10])}{' ...' if len(small) > 10 else ''}; give scans at "
+                                 "least that size (or lower dataset.crop_size)")

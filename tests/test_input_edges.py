@@ -114,3 +114,29 @@ def test_saliency_writes_an_unsafe_image_id_inside_its_run_folder(tmp_path):
     assert folder.parent == tmp_path / "run" / "images" and (folder / "phrases.json").is_file()
     assert not (tmp_path / "escaped").exists() and not (tmp_path.parent / "escaped").exists()
     shutil.rmtree(tmp_path / "run")
+
+
+def test_training_stops_on_a_scan_smaller_than_the_crop_before_any_training(tmp_path):
+    from fixtures_training import training_overrides, write_training_data
+    from models.training import run_vision_language_pretraining
+
+    write_training_data(tmp_path)
+    Image.new("L", (4, 4), 128).save(tmp_path / "data" / "images" / "scan005.png")
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(config_name="vision_language_pretraining", overrides=training_overrides(tmp_path))
+    with pytest.raises(ImageTooSmallError, match=r"1 scan\(s\) are smaller than the 192x192 crop.*scan005 \(4x4 px\)"):
+        run_vision_language_pretraining(cfg)
+    assert not (tmp_path / "outputs" / "models").exists()
+
+
+def test_truncated_and_nan_scans(tmp_path):
+    good = tmp_path / "good.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (208, 256), dtype=np.uint8), "L").save(good)
+    (tmp_path / "cut.png").write_bytes(good.read_bytes()[:300])
+    with pytest.raises(ImageReadError, match="cut.png"):
+        load_scan(tmp_path / "cut.png")
+    pixels = np.linspace(0, 1, 208 * 256, dtype=np.float32).reshape(208, 256)
+    pixels[:10] = np.nan
+    Image.fromarray(pixels, mode="F").save(tmp_path / "nan.tif")
+    scan = np.asarray(load_scan(tmp_path / "nan.tif"))
+    assert scan.dtype == np.uint8 and scan.max() == 255

@@ -17,6 +17,7 @@ from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration
 from omegaconf import DictConfig, OmegaConf
 
 from dataset.annotations import load_annotations
+from dataset.images import check_scan_sizes
 from dataset.qa_records import read_records
 from dataset.runtime import prepare_run
 from dataset.transforms import build_scan_transform
@@ -60,6 +61,7 @@ def run_vision_language_pretraining(cfg: DictConfig) -> dict[str, Any]:
     curricula = dict(task.curricula)
     stores = load_curriculum(cfg.paths.curriculum_dir, curricula)
     require_training_records(stores, table, cfg.paths.curriculum_dir)  # before any (vision) training
+    check_scan_sizes(table["image_file"], table["image_id"].astype(str), int(cfg.dataset.crop_size))
     model, processor = _starting_model(cfg, table, checkpoint_dir, accelerator)
     check_image_token_count(model, processor)
     model.to(accelerator.device)  # vision pretraining runs before accelerate prepares the model
