@@ -1,0 +1,231 @@
+"""The web demo end to end: served by `run/demos/web_demo.py` in a subprocess, driven in headless
+Chromium (Playwright pointed at Debian's /usr/bin/chromium) and through `gradio_client`, checked
+against what the same model answers through `run/demos/inference.py`'s library function.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from PIL import Image
+
+from fixtures_web_demo import CONFIGS, REPO, train_demo_models, web_demo_overrides
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCAN = REPO / "dataset" / "processed_images" / "phantom_00002_intermediate.png"
+SPECIALIST = "specialist_v5_192px"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("web_demo")
+    train_demo_models(root)
+    return root
+
+
+def _compose(name: str, overrides: list[str]):
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose(config_name=name, overrides=overrides)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class App:
+    """`run/demos/web_demo.py` in a subprocess on a free loopback port."""
+
+    def __init__(self, root: Path, log: Path):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log = log
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+        command = [sys.executable, "run/demos/web_demo.py", "paths=template", *web_demo_overrides(root),
+                   f"demo.port={self.port}"]
+        self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            assert self.process.poll() is None, log.read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as reply:
+                    if reply.status == 200:
+                        return
+            except OSError:
+                time.sleep(1)
+        raise AssertionError("the web demo did not start:\n" + log.read_text()[-3000:])
+
+    def temp_dir(self) -> Path:
+        line = next(x for x in self.log.read_text().splitlines() if "temporary files in" in x)
+        return Path(line.split("temporary files in ")[1].split(",")[0])
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=60)
+
+
+def _expected_report(root: Path, question: str) -> str:
+    """What `run/demos/inference.py` answers about SCAN (its library function, same model)."""
+    from evaluation.demo import run_demo_inference
+
+    cfg = _compose("inference", [*web_demo_overrides(root), f"run_dir={root / 'inference_run'}",
+                                 f"dataset.task.images={SCAN}", f"dataset.task.questions=[{json.dumps(question)}]"])
+    records = run_demo_inference(cfg)
+    assert len(records) == 1 and records[0]["model"] == SPECIALIST
+    return records[0]["answer"]
+
+
+def _expected_stage(root: Path) -> str:
+    """The most probable stage from the option likelihoods and the model card's biases, computed
+    here without the demo's code."""
+    from dataset.images import load_scan
+    from dataset.transforms import build_scan_transform
+    from evaluation.likelihood import score_options
+    from evaluation.web_demo.engine import load_demo_tasks
+    from models import load_vlm
+    from models.model_card import calibration_biases
+
+    folder = root / "outputs" / "models" / SPECIALIST
+    task = load_demo_tasks(["closed_ended_specialist_staging"])[0]
+    model, processor = load_vlm(folder, device="cpu")
+    view = build_scan_transform(192, None, image_size=(208, 256))(load_scan(SCAN))
+    classes = list(task.classes)
+    scores = score_options(model, processor, [view], task.question, [task.option_texts[c] for c in classes],
+                           end_of_turn=task.complete_answer)[0]
+    biases = calibration_biases(folder)["staging"]  # the fixture's evaluation calibrated staging
+    best = classes[int(np.argmax([s + biases[c] for s, c in zip(scores, classes)]))]
+    from dataset.clinical import load_knowledge
+
+    return next(o.name for o in load_knowledge().stages if o.id == best)
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install -y chromium)")
+def test_the_page_in_headless_chromium(trained, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    question = _compose("web_demo", web_demo_overrides(trained)).demo.report_question
+    expected_report, expected_stage = _expected_report(trained, question), _expected_stage(trained)
+    app = App(trained, tmp_path / "app.log")
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch_persistent_context(
+                str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True,
+                viewport={"width": 1280, "height": 1000})
+            page = browser.new_page()
+            page.goto(app.url)
+            page.wait_for_selector("#run", timeout=60_000)
+            assert "Research use only" in page.inner_text("#disclaimer")
+            page.set_input_files("#upload input[type=file]", str(SCAN))
+            page.wait_for_function(f"() => document.querySelector('#upload').innerText.includes('{SCAN.name}')",
+                                   timeout=30_000)
+            page.click("#run")
+            page.wait_for_function("() => document.querySelector('#report_a textarea').value.length > 0",
+                                   timeout=120_000)
+            page.wait_for_function("() => document.querySelector('#summary_a textarea').value.length > 0",
+                                   timeout=120_000)
+            page.wait_for_function("() => document.querySelector('#status').innerText.includes('Done')",
+                                   timeout=180_000)
+            report, summary = page.input_value("#report_a textarea"), page.input_value("#summary_a textarea")
+            assert report == f"[{SCAN.name}]\n{expected_report}"
+            assert f"staging: {expected_stage} (" in summary and "[calibrated]" in summary
+            assert "drusen" in page.inner_text("#biomarkers")
+            # Open one phrase's Grad-CAM overlay from the phrase list.
+            page.click("#phrase input")
+            option = page.locator("[role=option]").filter(has_text="drusen").first
+            option.click()
+            page.wait_for_selector("#overlay img[src]", timeout=60_000)
+            assert page.locator("#overlay img").evaluate("img => img.naturalWidth") > 100
+            assert "drusen" in page.input_value("#phrase input")
+            page.screenshot(path=str(tmp_path / "web_demo.png"), full_page=True)
+            if os.environ.get("WEB_DEMO_SCREENSHOT"):  # README figure: WEB_DEMO_SCREENSHOT=docs/figures/web_demo.png
+                shutil.copy(tmp_path / "web_demo.png", os.environ["WEB_DEMO_SCREENSHOT"])
+            browser.close()
+        assert (tmp_path / "web_demo.png").stat().st_size > 20_000
+        temp_dir = app.temp_dir()
+        assert temp_dir.is_dir()
+    finally:
+        code = app.stop()
+    assert code == 0, (tmp_path / "app.log").read_text()[-3000:]
+    assert not temp_dir.exists(), "the uploads folder must be removed when the server stops"
+    assert "Traceback" not in (tmp_path / "app.log").read_text()
+
+
+def _write_bad_inputs(folder: Path) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"text": folder / "report.txt", "small": folder / "small.png", "huge": folder / "huge.png"}
+    files["text"].write_text("this is not a scan")
+    Image.fromarray(np.full((120, 150), 90, np.uint8)).save(files["small"])
+    Image.fromarray(np.zeros((7000, 7000), np.uint8)).save(files["huge"])  # 49 MP, a small file
+    return files
+
+
+def test_the_app_through_gradio_client(trained, tmp_path):
+    from gradio_client import Client, handle_file
+
+    expected_report = _expected_report(trained, _compose("web_demo", web_demo_overrides(trained)).demo.report_question)
+    bad = _write_bad_inputs(tmp_path / "bad")
+    app = App(trained, tmp_path / "app.log")
+    try:
+        client = Client(app.url, verbose=False, download_files=str(tmp_path / "downloads"))
+        out = client.predict([handle_file(str(SCAN))], [], SPECIALIST, "retinavlm_base_192px", api_name="/analyse")
+        status, report, summary, report_b, download = out[0], out[2], out[3], out[8], out[10]
+        assert status.startswith("Done"), status
+        assert report == f"[{SCAN.name}]\n{expected_report}" and "staging: " in summary
+        assert report_b.startswith(f"[{SCAN.name}]\n")
+        results = json.loads(Path(download).read_text())
+        assert "Research use only" in results["disclaimer"] and results["model"] == SPECIALIST
+        scan = results["scans"][0]
+        assert scan["report"] == expected_report and scan["crop_size"] == 192
+        tasks = {o["task"]: o for o in scan["options"]}
+        assert len([t for t in tasks if t.startswith("biomarker_")]) == 10 and tasks["staging"]["calibrated"]
+        assert abs(sum(tasks["referral"]["probabilities"].values()) - 1) < 1e-6
+        assert results["phrases"] and len(results["phrases"][0]["map"]) == 6  # 6x6 patch grid
+        assert results["comparison"]["model"] == "retinavlm_base_192px"
+        answer, download = client.predict("Are there drusen?", api_name="/ask")
+        assert answer.startswith(f"[{SCAN.name}]\n") and len(answer) > len(SCAN.name) + 3
+        assert json.loads(Path(download).read_text())["questions"][0]["question"] == "Are there drusen?"
+
+        # Bad input: a message in the page, and the app keeps serving.
+        cases = [([handle_file(str(bad["text"]))], SPECIALIST, "report.txt: not an image"),
+                 ([handle_file(str(bad["small"]))], SPECIALIST, "smaller than the 192x192 crop"),
+                 ([handle_file(str(bad["huge"]))], SPECIALIST, "megapixels"),
+                 ([handle_file(str(SCAN))], "no_such_model", "unknown model 'no_such_model'"),
+                 ([handle_file(str(SCAN))], "llava_med_local", "llava_med_local"),
+                 ([], SPECIALIST, "upload one or more OCT scans")]
+        for files, model, message in cases:
+            status = client.predict(files, [], model, "", api_name="/analyse")[0]
+            assert status.startswith("**Cannot run:**") and message in status, status
+
+        # Four sessions at once are queued and all answered; samples work as input too.
+        def session(_):
+            start = time.perf_counter()
+            result = Client(app.url, verbose=False).predict([], ["phantom_00000_healthy.png"], SPECIALIST, "",
+                                                            api_name="/analyse")
+            return result[0], time.perf_counter() - start
+
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(session, range(4)))
+        assert all(status.startswith("Done") for status, _ in answers), answers
+        assert client.predict([handle_file(str(SCAN))], [], SPECIALIST, "", api_name="/analyse")[0].startswith("Done")
+    finally:
+        assert app.stop() == 0
+    assert "Traceback" not in (tmp_path / "app.log").read_text() or "web demo run failed" not in (
+        tmp_path / "app.log").read_text()
