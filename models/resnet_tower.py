@@ -80,7 +80,7 @@ class RetinaResNetVisionModel(ResNetPreTrainedModel):
 
     `hidden_states` holds the stem output and each stage's output (5 entries for ResNet-50), each
     viewed as tokens; `last_hidden_state` is the last stage's. For Grad-CAM on a spatial map pick
-    `gradcam.layer=encoder.stages.3` (the last stage's [B, C, h, w] output).
+    `saliency.gradcam.layer=encoder.stages.3` (the last stage's [B, C, h, w] output).
     """
 
     config: RetinaResNetConfig

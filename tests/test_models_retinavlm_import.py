@@ -227,3 +227,45 @@ def test_imported_model_runs_through_the_entry_scripts(imported, tmp_path):
         "dataset.task.questions=[What is the AMD stage of this scan?]"])
     records = run_demo_inference(cfg)
     assert len(records) >= 2 and all(r["model"] == "retinavlm-specialist" for r in records)
+
+
+def test_imported_model_fine_tunes_under_the_adapter_policy(imported, tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from evaluation_helpers import CONFIGS
+    from fixtures_training import training_overrides, write_training_data
+    from models.training import run_vision_language_pretraining
+
+    _, folder, _ = imported
+    write_training_data(tmp_path)
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(config_name="vision_language_pretraining", overrides=training_overrides(tmp_path, [
+            "training.policy.name=adapter", "pretrained_models=retinavlm-specialist",
+            f"pretrained_models.path={folder / 'models' / 'retinavlm-specialist'}"]))
+    summary = run_vision_language_pretraining(cfg)
+    hidden, features = LLAMA["hidden_size"], 128
+    assert summary["steps"] > 0 and summary["trainable_parameters"] == features * hidden + hidden * hidden + 2 * hidden
+    model, processor = load_vlm(summary["output_model"], device="cpu")
+    assert type(model.model.vision_tower).__name__ == "RetinaResNetVisionModel"
+    assert "<Img>" in format_prompt(processor, "Stage?")
+
+
+@pytest.mark.gpu
+def test_imported_model_loads_in_8_bit_on_cuda(imported):
+    from models.policies import apply_trainable_policy
+    from models.quantization import is_8bit, load_vlm_8bit
+
+    release, folder, _ = imported
+    path = folder / "models" / "retinavlm-specialist"
+    model = load_vlm_8bit(path)
+    assert is_8bit(model) and type(model.model.vision_tower).__name__ == "RetinaResNetVisionModel"
+    _, processor = load_vlm(path, device="cpu")
+    scan = _scans()[0]
+    inputs = processor(images=[Image.fromarray(scan).convert("RGB")], text=[format_prompt(processor, QUESTIONS[0])],
+                       return_tensors="pt", add_special_tokens=False).to("cuda")
+    with torch.no_grad():
+        got = model(**inputs).logits[0].float().cpu()
+    expected = reference_logits(release, torch.from_numpy(scan), QUESTIONS[0])
+    assert torch.corrcoef(torch.stack([got.flatten(), expected.flatten()]))[0, 1] > 0.95
+    model = apply_trainable_policy(model, {"name": "adapter", "load_in_8bit": True})
+    assert all("multi_modal_projector" in n for n, p in model.named_parameters() if p.requires_grad)
