@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 from PIL import Image
 
 from dataset.errors import ConfigError, InputError
@@ -100,13 +100,23 @@ def run_demo_inference(cfg: DictConfig) -> DemoAnswers:
     run_dir = prepare_run(cfg)
     task = cfg.dataset.task
     paths = find_images(task.images)
-    not_text = [q for q in task.questions if not isinstance(q, str)]
+    raw_questions = task.questions
+    if isinstance(raw_questions, str):  # `dataset.task.questions="What stage?"`: one question, not its letters
+        raw_questions = [raw_questions]
+    elif raw_questions is None:
+        raw_questions = []
+    elif not isinstance(raw_questions, (list, tuple, ListConfig)):
+        raise ConfigError(f"dataset.task.questions must be a list of questions, got {raw_questions!r}; "
+                          "e.g. dataset.task.questions='[What stage?,Any fluid?]'")
+    not_text = [q for q in raw_questions if not isinstance(q, str)]
     if not_text:
         # YAML reads an unquoted "Describe it: findings, stage" as a mapping, not a question.
         raise ConfigError(f"dataset.task.questions must be plain strings; quote these in YAML: {not_text}")
-    questions = list(task.questions)
+    questions = list(raw_questions)
     if not questions:
         raise ConfigError("dataset.task.questions is empty; give at least one question")
+    if any(not q.strip() for q in questions):
+        raise ConfigError(f"dataset.task.questions holds an empty question ({questions}); remove it or write it out")
     transform = build_scan_transform(int(cfg.dataset.crop_size), None,
                                      image_size=(int(cfg.dataset.image_height), int(cfg.dataset.image_width))
                                      if cfg.demo.get("resize_to_dataset", True) else None)

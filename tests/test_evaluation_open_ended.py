@@ -119,3 +119,14 @@ def test_demo_rejects_a_question_that_is_not_text(tmp_path, tiny_vlm_dir):
                                                  "dataset.task.questions=[{Describe: findings}]"])
     with pytest.raises(ValueError, match="quote these in YAML"):
         run_demo_inference(cfg)
+
+
+@pytest.mark.parametrize("override, match", [
+    ("dataset.task.questions=['What stage?', '  ']", "an empty question"),
+    ("dataset.task.questions=[]", "is empty"),
+])
+def test_demo_rejects_question_lists_that_are_not_lists_of_text(tmp_path, tiny_vlm_dir, override, match):
+    shutil.copytree(tiny_vlm_dir, tmp_path / "models" / "specialist_v5_192px")
+    cfg = compose_config("inference", tmp_path, ["paths=template", f"paths.model_dir={tmp_path / 'models'}", override])
+    with pytest.raises(ValueError, match=match):
+        run_demo_inference(cfg)
