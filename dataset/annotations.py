@@ -2,7 +2,12 @@
 
 See docs/contracts.md (section 1) and the README for the format. Loading validates everything
 and stops with an `AnnotationError` naming the file, rows and columns at fault; nothing is
-dropped silently.
+dropped silently. An empty cell is never read as a value: an empty required cell (ids, path,
+eye, any biomarker) or an empty `split` is an error naming the line (a biomarker is absent only
+when the table says so: 0 / no / false / absent). The structure of the file is checked first
+(`dataset.annotation_csv`); misspelt columns and labels the findings contradict are warned
+about (`dataset.annotation_checks`). Label values are read case-insensitively and stored in
+their canonical spelling (`Left` -> `left`, `crora` -> `cRORA`).
 """
 
 from __future__ import annotations
@@ -13,38 +18,44 @@ from pathlib import Path
 
 import pandas as pd
 
-from dataset.clinical import (
-    BIOMARKERS,
-    REFERRALS,
-    STAGES,
-    TREATMENT_REFERRALS,
-    load_knowledge,
-    referral_from_findings,
-    stage_from_findings,
-    treatment_referral_from_findings,
+from dataset.annotation_checks import (
+    LABEL_RULES,
+    REQUIRED_COLUMNS,
+    missing_column_problems,
+    warn_contradicting_labels,
+    warn_unknown_columns,
 )
+from dataset.annotation_csv import LINE_NUMBERS, AnnotationError, read_annotation_csv
+from dataset.clinical import BIOMARKERS, REFERRALS, STAGES, TREATMENT_REFERRALS, load_knowledge
 from dataset.images import ImageReadError, check_image_readable
 
 logger = logging.getLogger(__name__)
 
-REQUIRED_COLUMNS = ("image_id", "image_path", "patient_id", "eye", *BIOMARKERS)
+__all__ = ["AnnotationError", "REQUIRED_COLUMNS", "load_annotations", "split_of", "validate_annotations"]
+
 SPLITS = ("train", "validation", "test")
 EYES = ("left", "right")
 SEXES = ("female", "male")
 LABEL_COLUMNS = {"stage": STAGES, "referral": REFERRALS, "referral_treatment": TREATMENT_REFERRALS}
 _TRUE = {"1", "1.0", "true", "yes", "y", "present"}
-_FALSE = {"0", "0.0", "false", "no", "n", "absent", ""}
+_FALSE = {"0", "0.0", "false", "no", "n", "absent"}
+# Cells that say "no value" in some export (R, pandas, spreadsheets): never read as absent.
+_MISSING = {"", "nan", "na", "n/a", "null", "none", "missing", "unknown", "?", "-"}
+# Plausible ranges of the numeric columns (inclusive).
+RANGES = {"age": (0, 130), "visual_acuity_logmar": (-0.5, 4.0), "quality": (0, 100), "visit": (0, 10_000)}
 MAX_LISTED = 10
 
 
-class AnnotationError(ValueError):
-    """The annotation table is invalid; the message names the file, rows and fix."""
+def _line(df: pd.DataFrame, position: int) -> int:
+    """The file line of a row (header is line 1); tables not read from a file count from 2."""
+    lines = df.attrs.get(LINE_NUMBERS)
+    return lines[position] if lines and len(lines) == len(df) else position + 2
 
 
 def _rows(df: pd.DataFrame, mask: pd.Series | Iterable[bool]) -> str:
-    """CSV line numbers (header is line 1) and image ids of the flagged rows, abbreviated."""
-    flagged = df.index[list(mask)]
-    shown = ", ".join(f"line {i + 2} ({df.at[i, 'image_id']})" for i in flagged[:MAX_LISTED])
+    """File line numbers and image ids of the flagged rows, abbreviated."""
+    flagged = [i for i, bad in enumerate(list(mask)) if bad]
+    shown = ", ".join(f"line {_line(df, i)} ({df['image_id'].iloc[i] or '-'})" for i in flagged[:MAX_LISTED])
     more = f" and {len(flagged) - MAX_LISTED} more" if len(flagged) > MAX_LISTED else ""
     return shown + more
 
@@ -63,70 +74,111 @@ def load_annotations(path: str | Path, images_dir: str | Path | None = None,
         by the clinical rules where absent, and an absolute `image_file` column.
 
     Raises:
-        AnnotationError: missing columns, unknown labels, duplicate ids, a patient in two splits,
-            or missing/corrupt images; the message names the rows.
+        AnnotationError: an empty, header-only or structurally broken file (truncated rows, wrong
+            delimiter, bad quoting, not UTF-8), missing columns, empty required cells or splits,
+            unknown labels, duplicate ids, a patient in two splits, or missing/corrupt images; the
+            message names the lines.
+
+    Warns (logging): misspelt optional columns (with the closest known name), given labels that
+    the findings contradict (with the count), attributes of absent findings, all-empty rows.
     """
     path = Path(path)
     if not path.is_file():
         raise AnnotationError(f"annotation table not found: {path}. Generate the embedded phantom "
                               "with `python run/make_dataset.py` or set paths.annotations_file.")
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise AnnotationError(f"{path}: not a readable CSV table ({err})") from err
-    df.columns = [c.strip() for c in df.columns]
+    df = read_annotation_csv(path)
     problems = validate_annotations(df)
     if problems:
         raise AnnotationError(f"{path}: invalid annotation table:\n- " + "\n- ".join(problems))
+    warn_unknown_columns(path, list(df.columns))
+    lines = [_line(df, i) for i in range(len(df))]
+    given = {c: df[c].str.strip().map(_canonical_labels(c)) for c in LABEL_RULES if c in df.columns}
     df = _typed(df)
+    warn_contradicting_labels(path, df, given, lines)
     root = Path(images_dir) if images_dir else path.parent
     df["image_file"] = [str(p if Path(p).is_absolute() else root / p) for p in df["image_path"]]
     if check_images:
         _check_images(path, df)
+    df.attrs.pop(LINE_NUMBERS, None)  # the loaded table carries no bookkeeping
     return df
 
 
 def validate_annotations(df: pd.DataFrame) -> list[str]:
     """Every problem in a raw (all-string) table, each naming its rows; empty when valid."""
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
-    if missing:
-        return [f"missing required column(s): {', '.join(missing)} "
-                "(see docs/contracts.md, section 1, for the format)"]
-    problems: list[str] = []
-    for column in ("image_id", "image_path", "patient_id"):
+    problems = missing_column_problems(list(df.columns))
+    if problems:
+        return problems
+    if df.empty:
+        return ["the table has a header but no rows; add one row per image"]
+    for column in ("image_id", "image_path", "patient_id", "eye"):
         empty = df[column].str.strip() == ""
         if empty.any():
-            problems.append(f"empty {column} at {_rows(df, empty)}")
+            problems.append(f"empty {column} at {_rows(df, empty)}; every row needs one")
     duplicated = df["image_id"].duplicated(keep=False)
     if duplicated.any():
         problems.append(f"duplicate image_id at {_rows(df, duplicated)}")
-    problems += _check_values(df, "eye", EYES, allow_empty=False)
+    problems += _check_values(df, "eye", EYES)
     if "sex" in df.columns:
         problems += _check_values(df, "sex", SEXES)
     if "split" in df.columns:
+        empty = df["split"].str.strip() == ""
+        if empty.any():
+            problems.append(f"empty split at {_rows(df, empty)}; give every row train, validation or test "
+                            "(or leave out the split column, and the scripts that need splits say so)")
         problems += _check_values(df, "split", SPLITS)
         problems += _check_patient_splits(df)
     for column, allowed in LABEL_COLUMNS.items():
         if column in df.columns:
             problems += _check_values(df, column, allowed)
-    for biomarker in BIOMARKERS:
-        bad = ~df[biomarker].str.strip().str.lower().isin(_TRUE | _FALSE)
-        if bad.any():
-            problems.append(f"column {biomarker!r} must be 0/1 (or yes/no) at {_rows(df, bad)}")
+    problems += _check_biomarkers(df)
     problems += _check_attributes(df)
-    for column in ("age", "visual_acuity_logmar", "quality", "visit"):
-        if column in df.columns:
-            numeric = pd.to_numeric(df[column].replace("", None), errors="coerce")
-            bad = numeric.isna() & (df[column].str.strip() != "")
-            if bad.any():
-                problems.append(f"column {column!r} must be numeric at {_rows(df, bad)}")
+    problems += _check_numbers(df)
     return problems
 
 
-def _check_values(df: pd.DataFrame, column: str, allowed: Iterable[str], allow_empty: bool = True) -> list[str]:
+def _check_biomarkers(df: pd.DataFrame) -> list[str]:
+    problems, empty_cells = [], []
+    for biomarker in BIOMARKERS:
+        values = df[biomarker].str.strip().str.lower()
+        missing = values.isin(_MISSING)
+        empty_cells += [(i, biomarker) for i in range(len(df)) if missing.iloc[i]]
+        bad = ~values.isin(_TRUE | _FALSE) & ~missing
+        if bad.any():
+            problems.append(f"column {biomarker!r} must be 0/1 (or yes/no) at {_rows(df, bad)}; "
+                            f"found {sorted(set(df[biomarker][bad]))[:MAX_LISTED]}")
+    if empty_cells:
+        shown = ", ".join(f"line {_line(df, i)} ({df['image_id'].iloc[i] or '-'}): {b}"
+                          for i, b in empty_cells[:MAX_LISTED])
+        more = f" and {len(empty_cells) - MAX_LISTED} more" if len(empty_cells) > MAX_LISTED else ""
+        problems.insert(0, f"{len(empty_cells)} empty or missing biomarker cell(s) at {shown}{more}; "
+                           "an empty cell is not read as absent: write 0 (or no) for an absent finding")
+    return problems
+
+
+def _check_numbers(df: pd.DataFrame) -> list[str]:
+    problems = []
+    for column, (low, high) in RANGES.items():
+        if column not in df.columns:
+            continue
+        text = df[column].str.strip()
+        numeric = pd.to_numeric(text.where(text != "", None), errors="coerce")
+        bad = numeric.isna() & (text != "")
+        if bad.any():
+            problems.append(f"column {column!r} must be numeric at {_rows(df, bad)}")
+        out = numeric.notna() & ~numeric.between(low, high)
+        if column == "visit":
+            out |= numeric.notna() & (numeric % 1 != 0)
+        if out.any():
+            kind = "a whole number " if column == "visit" else ""
+            problems.append(f"column {column!r} must be {kind}between {low} and {high} at {_rows(df, out)}")
+    return problems
+
+
+def _check_values(df: pd.DataFrame, column: str, allowed: Iterable[str]) -> list[str]:
+    """Unknown labels (compared case-insensitively; empty cells are checked by the caller)."""
     allowed = set(allowed)
     values = df[column].str.strip()
-    bad = ~values.isin(allowed | ({""} if allow_empty else set()))
+    bad = ~values.str.lower().isin({a.lower() for a in allowed} | {""})
     if not bad.any():
         return []
     unknown = sorted(set(values[bad]))[:MAX_LISTED]
@@ -149,7 +201,8 @@ def _check_attributes(df: pd.DataFrame) -> list[str]:
 
 
 def _check_patient_splits(df: pd.DataFrame) -> list[str]:
-    assigned = df[df["split"].str.strip() != ""]
+    assigned = df.assign(split=df["split"].str.strip().str.lower())
+    assigned = assigned[assigned["split"] != ""]
     splits_per_patient = assigned.groupby("patient_id")["split"].nunique()
     leaking = splits_per_patient[splits_per_patient > 1].index
     if len(leaking) == 0:
@@ -159,34 +212,55 @@ def _check_patient_splits(df: pd.DataFrame) -> list[str]:
     return [f"patient(s) {names} appear in more than one split (splits must be by patient) at {_rows(df, mask)}"]
 
 
+def _canonical_labels(column: str) -> dict[str, str]:
+    """Lower-cased spelling -> canonical spelling of a label column's values ("" stays "")."""
+    allowed = {"eye": EYES, "sex": SEXES, "split": SPLITS, **LABEL_COLUMNS}[column]
+    return {"": "", **{a.lower(): a for a in allowed}}
+
+
+def _canonical_attribute_values(allowed: Iterable) -> dict[str, str]:
+    # YAML booleans are written as true/false (what the phantom writes); other values as listed.
+    return {"": "", **{str(v).lower(): (str(v).lower() if isinstance(v, bool) else str(v)) for v in allowed}}
+
+
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
+    lines = df.attrs.get(LINE_NUMBERS)
     df = df.copy()
+    df.attrs.pop(LINE_NUMBERS, None)
     for biomarker in BIOMARKERS:
         df[biomarker] = df[biomarker].str.strip().str.lower().isin(_TRUE)
+    for column in ("eye", "sex", "split", *LABEL_COLUMNS):
+        if column in df.columns:
+            df[column] = df[column].str.strip().str.lower().map(_canonical_labels(column))
+    for biomarker in load_knowledge().biomarkers.values():
+        for attribute, allowed in biomarker.attributes.items():
+            column = biomarker.attribute_column(attribute)
+            if column in df.columns:
+                df[column] = df[column].str.strip().str.lower().map(_canonical_attribute_values(allowed))
     for column in ("age", "visual_acuity_logmar", "quality"):
         if column in df.columns:
             df[column] = pd.to_numeric(df[column].replace("", None), errors="coerce")
     if "visit" in df.columns:
         df["visit"] = pd.to_numeric(df["visit"].replace("", None), errors="coerce").astype("Int64")
-    derivations = {"stage": stage_from_findings, "referral": referral_from_findings,
-                   "referral_treatment": treatment_referral_from_findings}
     records = df.to_dict("records")
-    for column, rule in derivations.items():
+    for column, rule in LABEL_RULES.items():
         derived = [rule(r) for r in records]
         if column not in df.columns:
             df[column] = derived
         else:
-            df[column] = [given.strip() or d for given, d in zip(df[column], derived)]
+            df[column] = [given or d for given, d in zip(df[column], derived)]
+    if lines is not None:
+        df.attrs[LINE_NUMBERS] = lines
     return df
 
 
 def _check_images(path: Path, df: pd.DataFrame) -> None:
     failures = []
-    for row, image_file in zip(df.index, df["image_file"]):
+    for position, image_file in enumerate(df["image_file"]):
         try:
             check_image_readable(image_file)
         except ImageReadError as err:
-            failures.append(f"line {row + 2} ({df.at[row, 'image_id']}): {err}")
+            failures.append(f"line {_line(df, position)} ({df['image_id'].iloc[position]}): {err}")
     if failures:
         more = f"\n  ... and {len(failures) - MAX_LISTED} more" if len(failures) > MAX_LISTED else ""
         raise AnnotationError(f"{path}: {len(failures)} image(s) missing or unreadable:\n  "
