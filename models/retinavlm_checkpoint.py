@@ -100,8 +100,8 @@ def list_tensors(source: Path) -> dict[str, SourceTensor]:
     for name in files:
         if not (source / name).is_file():
             example = next(k for k, v in weight_map.items() if v == name)
-            raise CheckpointError(f"{source / name}: shard missing (the index puts {example} there); download "
-                                  "every shard of the release into the source folder")
+            raise CheckpointError(f"{source / name}: shard missing (the index puts {example} there); "
+                                  "download every shard of the release into the source folder")
     tensors: dict[str, SourceTensor] = {}
     for name in files:
         path = source / name
@@ -109,13 +109,14 @@ def list_tensors(source: Path) -> dict[str, SourceTensor]:
             for key in handle.keys():
                 view = handle.get_slice(key)
                 if weight_map is not None and weight_map.get(key) != name:
-                    raise CheckpointError(f"{path}: key {key} is in this shard but the index says "
-                                          f"{weight_map.get(key, 'nothing about it')}; the download looks mixed up")
+                    said = weight_map.get(key, "nothing about it")
+                    raise CheckpointError(f"{path}: key {key} is in this shard but the index says {said}; "
+                                          "the download looks mixed up")
                 tensors[key] = SourceTensor(key, path, tuple(view.get_shape()), view.get_dtype())
     missing = sorted(set(weight_map or {}) - set(tensors))
     if missing:
-        raise CheckpointError(f"{source / weight_map[missing[0]]}: key {missing[0]} is listed in the index but "
-                              f"not in the shard ({len(missing)} such keys); re-download that shard")
+        raise CheckpointError(f"{source / weight_map[missing[0]]}: key {missing[0]} is listed in the index "
+                              f"but not in the shard ({len(missing)} such keys); re-download that shard")
     return tensors
 
 
@@ -136,7 +137,8 @@ def _vision_target(rest: str) -> str | None:
     if m := re.fullmatch(rf"bn1\.{BN_FIELDS}", rest):
         return f"embedder.embedder.normalization.{m.group(1)}"
     if m := re.fullmatch(r"layer(\d)\.(\d+)\.conv([123])\.weight", rest):
-        return f"encoder.stages.{int(m.group(1)) - 1}.layers.{m.group(2)}.layer.{int(m.group(3)) - 1}.convolution.weight"
+        block = f"encoder.stages.{int(m.group(1)) - 1}.layers.{m.group(2)}"
+        return f"{block}.layer.{int(m.group(3)) - 1}.convolution.weight"
     if m := re.fullmatch(rf"layer(\d)\.(\d+)\.bn([123])\.{BN_FIELDS}", rest):
         return (f"encoder.stages.{int(m.group(1)) - 1}.layers.{m.group(2)}.layer.{int(m.group(3)) - 1}"
                 f".normalization.{m.group(4)}")
@@ -155,7 +157,8 @@ def target_name(key: str) -> tuple[str | None, str]:
         return (f"model.vision_tower.{target}", "vision") if target else (None, "unknown")
     if key == "model.llm.model.lm_head.weight":
         return "lm_head.weight", "llm"
-    if m := re.fullmatch(r"model\.llm\.model\.model\.(embed_tokens\.weight|norm\.weight|layers\.\d+\..+\.weight)", key):
+    llm_part = r"model\.llm\.model\.model\.(embed_tokens\.weight|norm\.weight|layers\.\d+\..+\.weight)"
+    if m := re.fullmatch(llm_part, key):
         return f"model.language_model.{m.group(1)}", "llm"
     if m := re.fullmatch(r"model\.llama_proj\.(weight|bias)", key):
         return f"model.multi_modal_projector.linear_1.{m.group(1)}", "projector"
@@ -203,8 +206,9 @@ def plan_checkpoint(tensors: dict[str, SourceTensor], ignore: Sequence[str] = ()
         plan.planned.append(PlannedTensor(target=target, source=info))
     if unknown:
         shown = "; ".join(f"{t.file.name}: {t.key} {list(t.shape)} {t.dtype}" for t in unknown[:8])
-        raise CheckpointError(f"{len(unknown)} key(s) the importer does not know: {shown}. If they are safe to "
-                              "drop, rerun with ignore_keys='[<regex>]'; otherwise this is not a RetinaVLM release")
+        raise CheckpointError(f"{len(unknown)} key(s) the importer does not know: {shown}. If they are safe "
+                              "to drop, rerun with ignore_keys='[<regex>]'; otherwise this is not a "
+                              "RetinaVLM release")
     _attach_scales(plan, side)
     return plan
 
@@ -217,22 +221,24 @@ def _attach_scales(plan: CheckpointPlan, side: dict[str, SourceTensor]) -> None:
         form = side.pop(f"{base}.weight_format", None) if base else None
         if info.dtype != "I8":
             if scale is not None:
-                raise CheckpointError(f"{scale.file}: {scale.key} scales {info.key}, which is {info.dtype}, not int8")
+                raise CheckpointError(f"{scale.file}: {scale.key} scales {info.key}, which is {info.dtype}, "
+                                      "not int8")
             continue
         if scale is None:
-            raise CheckpointError(f"{info.file}: {info.key} is int8 but no {base}.SCB is in any shard; without its "
-                                  "row scales it cannot be dequantised (re-download the release)")
+            raise CheckpointError(f"{info.file}: {info.key} is int8 but no {base}.SCB is in any shard; "
+                                  "without its row scales it cannot be dequantised (re-download the release)")
         values = _read(scale)
         if tuple(values.shape) != (info.shape[0],):
-            raise CheckpointError(f"{scale.file}: {scale.key} has shape {list(values.shape)}, expected one scale per "
-                                  f"output row of {info.key} {list(info.shape)}")
+            raise CheckpointError(f"{scale.file}: {scale.key} has shape {list(values.shape)}, expected one "
+                                  f"scale per output row of {info.key} {list(info.shape)}")
         if form is None:
             plan.notes.append(f"{info.key}: no weight_format; read as row-major")
         else:
             code = int(_read(form).reshape(-1)[0])
             if code != ROW_FORMAT:
-                raise CheckpointError(f"{form.file}: {form.key} = {code} ({FORMAT_NAMES.get(code, 'unknown')}), a "
-                                      "GPU-tiled int8 layout; only row-major (0) can be dequantised here")
+                layout = FORMAT_NAMES.get(code, "unknown")
+                raise CheckpointError(f"{form.file}: {form.key} = {code} ({layout}), a GPU-tiled int8 "
+                                      "layout; only row-major (0) can be dequantised here")
         plan.scales[scale.key] = values.float()
         planned.scale_key = scale.key
     if side:
@@ -265,7 +271,8 @@ def vision_layout(plan: CheckpointPlan) -> dict[str, object]:
     targets = plan.by_target()
     stem = targets.get("model.vision_tower.embedder.embedder.convolution.weight")
     if stem is None:
-        raise CheckpointError("no model.visual_encoder.model.conv1.weight in any shard; not a RetinaVLM release")
+        raise CheckpointError("no model.visual_encoder.model.conv1.weight in any shard; "
+                              "not a RetinaVLM release")
     out_channels, in_channels = stem.source.shape[:2]
     if in_channels != 1:
         raise CheckpointError(f"{stem.source.file}: {stem.source.key} takes {in_channels} input channels; "
@@ -273,7 +280,8 @@ def vision_layout(plan: CheckpointPlan) -> dict[str, object]:
     depths: dict[int, int] = {}
     widths: dict[int, int] = {}
     for target, planned in targets.items():
-        if m := re.fullmatch(r"model\.vision_tower\.encoder\.stages\.(\d+)\.layers\.(\d+)\.layer\.2\.convolution\.weight", target):
+        last_conv = r"model\.vision_tower\.encoder\.stages\.(\d+)\.layers\.(\d+)\.layer\.2\.convolution"
+        if m := re.fullmatch(last_conv + r"\.weight", target):
             stage, block = int(m.group(1)), int(m.group(2))
             depths[stage] = max(depths.get(stage, 0), block + 1)
             widths[stage] = planned.source.shape[0]

@@ -17,7 +17,6 @@ place only when complete; the registry entry is written last.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import resource
@@ -29,8 +28,13 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
-from transformers import AutoConfig, AutoTokenizer, GenerationConfig, LlavaConfig, LlavaForConditionalGeneration
+from transformers import (
+    AutoConfig,
+    AutoTokenizer,
+    GenerationConfig,
+    LlavaConfig,
+    LlavaForConditionalGeneration,
+)
 
 from models.resnet_tower import RetinaResNetConfig, register_resnet_tower
 from models.retinavlm_checkpoint import (
@@ -41,13 +45,15 @@ from models.retinavlm_checkpoint import (
     plan_checkpoint,
     vision_layout,
 )
-from models.retinavlm_prompt import IMAGE_SIZE, build_retinavlm_processor
 from models.retinavlm_card import write_model_card, write_registry_entry
+from models.retinavlm_prompt import IMAGE_SIZE, build_retinavlm_processor
+from models.safetensors_shards import ShardWriter
 from models.tokenizer import end_of_turn_ids
 
 logger = logging.getLogger(__name__)
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 MAX_NEW_TOKENS = 750  # the reference's generation budget
+REGISTRY_DIR = Path(__file__).resolve().parents[1] / "configs" / "pretrained_models"
 
 
 def build_llava_config(plan: CheckpointPlan, text_config, image_token_id: int, dtype: str) -> LlavaConfig:
@@ -58,9 +64,9 @@ def build_llava_config(plan: CheckpointPlan, text_config, image_token_id: int, d
     text_config.dtype = dtype
     side = IMAGE_SIZE // 32  # the ResNet's total stride
     return LlavaConfig(vision_config=vision_config, text_config=text_config, image_token_id=image_token_id,
-                       image_seq_length=side * side, projector_hidden_act="linear", multimodal_projector_bias=True,
-                       vision_feature_layer=-1, vision_feature_select_strategy="full", tie_word_embeddings=False,
-                       dtype=dtype)
+                       image_seq_length=side * side, projector_hidden_act="linear",
+                       multimodal_projector_bias=True, vision_feature_layer=-1,
+                       vision_feature_select_strategy="full", tie_word_embeddings=False, dtype=dtype)
 
 
 def expected_tensors(config: LlavaConfig) -> dict[str, torch.Size]:
@@ -79,62 +85,19 @@ def check_plan(plan: CheckpointPlan, expected: dict[str, torch.Size]) -> None:
     """
     synthesised = {"model.multi_modal_projector.linear_2.weight", "model.multi_modal_projector.linear_2.bias"}
     for planned in plan.planned:
-        want = expected.get(planned.target)
+        want, info = expected.get(planned.target), planned.source
         if want is None:
-            raise CheckpointError(f"{planned.source.file}: {planned.source.key} maps to {planned.target}, which the "
-                                  "LLaVA model does not have (are there more layers than the LLM config says?)")
-        if tuple(want) != planned.source.shape:
-            raise CheckpointError(f"{planned.source.file}: {planned.source.key} has shape {list(planned.source.shape)}"
-                                  f" but {planned.target} needs {list(want)}; the LLM folder's config must be the "
+            raise CheckpointError(f"{info.file}: {info.key} maps to {planned.target}, which the LLaVA model "
+                                  "does not have (are there more layers than the LLM config says?)")
+        if tuple(want) != info.shape:
+            raise CheckpointError(f"{info.file}: {info.key} has shape {list(info.shape)} but "
+                                  f"{planned.target} needs {list(want)}; the LLM folder's config must be the "
                                   "one the checkpoint was trained with (Meta-Llama-3-8B-Instruct)")
     missing = sorted(set(expected) - {p.target for p in plan.planned} - synthesised)
     if missing:
         raise CheckpointError(f"{len(missing)} tensor(s) of the model are in no shard, e.g. {missing[:3]}; "
-                              "the release is incomplete or the LLM config has more layers than the checkpoint")
-
-
-class ShardWriter:
-    """Collect tensors into safetensors shards of at most `max_bytes`, written as they fill."""
-
-    def __init__(self, folder: Path, max_bytes: int):
-        self.folder, self.max_bytes = folder, max_bytes
-        self.pending: dict[str, torch.Tensor] = {}
-        self.pending_bytes = 0
-        self.shards: list[tuple[str, list[str]]] = []
-        self.total_bytes = 0
-
-    def add(self, name: str, tensor: torch.Tensor) -> None:
-        size = tensor.numel() * tensor.element_size()
-        if self.pending and self.pending_bytes + size > self.max_bytes:
-            self.flush()
-        self.pending[name] = tensor.contiguous()
-        self.pending_bytes += size
-        self.total_bytes += size
-
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        name = f"part-{len(self.shards):05d}.safetensors"
-        save_file(self.pending, str(self.folder / name), metadata={"format": "pt"})
-        self.shards.append((name, list(self.pending)))
-        self.pending, self.pending_bytes = {}, 0
-
-    def finish(self) -> list[str]:
-        """Write the last shard, give the shards their standard names and write the index."""
-        self.flush()
-        count = len(self.shards)
-        if count == 1:
-            (self.folder / self.shards[0][0]).rename(self.folder / "model.safetensors")
-            return ["model.safetensors"]
-        weight_map, names = {}, []
-        for number, (temporary, keys) in enumerate(self.shards, start=1):
-            final = f"model-{number:05d}-of-{count:05d}.safetensors"
-            (self.folder / temporary).rename(self.folder / final)
-            weight_map.update({key: final for key in keys})
-            names.append(final)
-        index = {"metadata": {"total_size": self.total_bytes}, "weight_map": dict(sorted(weight_map.items()))}
-        (self.folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
-        return names
+                              "the release is incomplete or the LLM config has more layers than the "
+                              "checkpoint")
 
 
 def stream_tensors(plan: CheckpointPlan, writer: ShardWriter, dtype: torch.dtype, hidden_size: int) -> int:
@@ -162,11 +125,12 @@ def stream_tensors(plan: CheckpointPlan, writer: ShardWriter, dtype: torch.dtype
 
 def _load_llm_folder(llm: Path):
     if not (llm / "config.json").is_file():
-        raise FileNotFoundError(f"{llm}/config.json missing; give llm=<a Meta-Llama-3-8B-Instruct folder> (its "
-                                "config and tokenizer are read; its weights are not needed)")
+        raise FileNotFoundError(f"{llm}/config.json missing; give llm=<a Meta-Llama-3-8B-Instruct folder> "
+                                "(its config and tokenizer are read; its weights are not needed)")
     text_config = AutoConfig.from_pretrained(llm)
     if text_config.model_type != "llama":
-        raise ValueError(f"{llm}/config.json is a {text_config.model_type!r} model; RetinaVLM's LLM is Llama-3")
+        raise ValueError(f"{llm}/config.json is a {text_config.model_type!r} model; RetinaVLM's LLM is "
+                         "Llama-3")
     return text_config, AutoTokenizer.from_pretrained(llm)
 
 
@@ -244,8 +208,9 @@ def import_retinavlm(source: str | Path, llm: str | Path, output_dir: str | Path
         shutil.rmtree(staging, ignore_errors=True)
         raise
     if registry_dir is not None:
-        report["registry_entry"] = str(write_registry_entry(Path(registry_dir), name, registry_path or str(output_dir),
-                                                            created_by, source))
+        entry = write_registry_entry(Path(registry_dir), name, registry_path or str(output_dir), created_by,
+                                     source)
+        report["registry_entry"] = str(entry)
     report["seconds"] = round(time.perf_counter() - started, 2)
     report["peak_rss_mb"] = round(peak_rss_mb(), 1)
     logger.info("imported %s into %s in %.1f s (peak resident memory %.0f MB)", source, output_dir,
@@ -269,7 +234,8 @@ def _log_findings(source: Path, plan: CheckpointPlan) -> None:
 def _check_disk(folder: Path, plan: CheckpointPlan, config: LlavaConfig, dtype: torch.dtype) -> None:
     element = torch.empty((), dtype=dtype).element_size()
     hidden = config.text_config.hidden_size
-    needed = sum(int(torch.Size(p.source.shape).numel()) for p in plan.planned) * element + hidden * hidden * element
+    elements = sum(int(torch.Size(p.source.shape).numel()) for p in plan.planned) + hidden * hidden
+    needed = elements * element
     probe = folder if folder.exists() else next((p for p in folder.parents if p.exists()), Path("/"))
     free = shutil.disk_usage(probe).free
     if free < needed * 1.05:
@@ -283,8 +249,9 @@ def _generation_config(tokenizer) -> GenerationConfig:
     end_of_text = tokenizer.convert_tokens_to_ids("<|end_of_text|>")
     if isinstance(end_of_text, int) and end_of_text != tokenizer.unk_token_id and end_of_text not in stop:
         stop.append(end_of_text)
-    return GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=stop, pad_token_id=tokenizer.pad_token_id,
-                            do_sample=False, max_new_tokens=MAX_NEW_TOKENS)
+    return GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=stop,
+                            pad_token_id=tokenizer.pad_token_id, do_sample=False,
+                            max_new_tokens=MAX_NEW_TOKENS)
 
 
 def _replace_directory(staging: Path, output_dir: Path) -> None:
@@ -298,13 +265,14 @@ def _replace_directory(staging: Path, output_dir: Path) -> None:
         staging.rename(output_dir)
 
 
-def _report(source, llm, output_dir, name, plan: CheckpointPlan, dtype, dequantised, shards, total_bytes) -> dict:
-    return {"name": name, "source": str(source), "llm": str(llm), "output_dir": str(output_dir), "dtype": dtype,
-            "source_tensors": sum(plan.dtypes.values()), "source_dtypes": dict(plan.dtypes),
+def _report(source, llm, output_dir, name, plan: CheckpointPlan, dtype, dequantised, shards,
+            total_bytes) -> dict:
+    return {"name": name, "source": str(source), "llm": str(llm), "output_dir": str(output_dir),
+            "dtype": dtype, "source_tensors": sum(plan.dtypes.values()), "source_dtypes": dict(plan.dtypes),
             "source_files": [p.name for p in plan.files], "groups": dict(plan.groups),
             "int8_dequantised": dequantised, "aliases_skipped": len(plan.aliases_skipped),
-            "dropped": list(plan.dropped), "unexpected": list(plan.notes), "written_tensors": len(plan.planned) + 2,
-            "written_shards": shards, "written_bytes": total_bytes}
+            "dropped": list(plan.dropped), "unexpected": list(plan.notes),
+            "written_tensors": len(plan.planned) + 2, "written_shards": shards, "written_bytes": total_bytes}
 
 
 def run_import(cfg) -> dict[str, Any]:
@@ -323,8 +291,9 @@ def run_import(cfg) -> dict[str, Any]:
 
     raw_output = str(OmegaConf.to_container(cfg, resolve=False)["output_dir"])
     name = str(cfg.name)
-    registry_path = f"${{paths.model_dir}}/{name}" if raw_output == "${paths.model_dir}/${name}" else str(cfg.output_dir)
-    registry_dir = cfg.get("registry_dir") or Path(__file__).resolve().parents[1] / "configs" / "pretrained_models"
+    default_output = raw_output == "${paths.model_dir}/${name}"
+    registry_path = f"${{paths.model_dir}}/{name}" if default_output else str(cfg.output_dir)
+    registry_dir = cfg.get("registry_dir") or REGISTRY_DIR
     created_by = f"python run/import_retinavlm.py source={cfg.source} llm={cfg.llm} name={name}"
     return import_retinavlm(
         cfg.source, cfg.llm, cfg.output_dir, name, dtype=str(cfg.dtype), registry_dir=registry_dir,

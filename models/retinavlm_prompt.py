@@ -42,7 +42,8 @@ def retinavlm_chat_template(image_token: str) -> str:
         "{{- bos_token }}"
         "{%- if messages[0]['role'] == 'system' %}"
         "{%- set system = messages[0]['content'] %}{%- set loop_messages = messages[1:] %}"
-        f"{{%- else %}}{{%- set system = {json.dumps(SYSTEM_MESSAGE)} %}}{{%- set loop_messages = messages %}}"
+        f"{{%- else %}}{{%- set system = {json.dumps(SYSTEM_MESSAGE)} %}}"
+        "{%- set loop_messages = messages %}"
         "{%- endif %}"
         "{{- '<|start_header_id|>system<|end_header_id|>\\n\\n' + system | trim + '<|eot_id|>' }}"
         "{%- for message in loop_messages %}"
@@ -53,9 +54,11 @@ def retinavlm_chat_template(image_token: str) -> str:
         f"{{%- if item['type'] == 'image' %}}{{%- set ns.text = ns.text + {wrapped} %}}"
         "{%- elif item['type'] == 'text' %}{%- set ns.text = ns.text + item['text'] %}{%- endif %}"
         "{%- endfor %}{%- set content = ns.text %}{%- endif %}"
-        "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + content | trim + '<|eot_id|>' }}"
+        "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + content | trim"
+        " + '<|eot_id|>' }}"
         "{%- endfor %}"
-        "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}"
+        "{%- if add_generation_prompt %}"
+        "{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}"
     )
 
 
@@ -67,9 +70,9 @@ def pick_image_token(tokenizer) -> str:
     """
     reserved = {token: index for token, index in tokenizer.get_added_vocab().items() if RESERVED.match(token)}
     if not reserved:
-        raise ValueError("the LLM tokenizer has no <|reserved_special_token_N|> to use as the image placeholder; "
-                         "give llm=/path/to/Meta-Llama-3-8B-Instruct (its tokenizer), or image_token=<an unused "
-                         "special token of this tokenizer>")
+        raise ValueError("the LLM tokenizer has no <|reserved_special_token_N|> to use as the image "
+                         "placeholder; give llm=/path/to/Meta-Llama-3-8B-Instruct (its tokenizer), or "
+                         "image_token=<an unused special token of this tokenizer>")
     return max(reserved, key=reserved.get)
 
 
@@ -92,7 +95,8 @@ def build_retinavlm_processor(tokenizer, image_token: str | None = None, num_ima
     """
     image_token = image_token or pick_image_token(tokenizer)
     if len(tokenizer.encode(image_token, add_special_tokens=False)) != 1:
-        raise ValueError(f"image_token {image_token!r} is not one token of this tokenizer; pick a special token")
+        raise ValueError(f"image_token {image_token!r} is not one token of this tokenizer; pick a special "
+                         "token")
     side = int(round(num_image_tokens ** 0.5))
     if side * side != num_image_tokens or image_size % side:
         raise ValueError(f"{num_image_tokens} image tokens are not a square grid dividing {image_size} px")

@@ -160,12 +160,12 @@ def test_unexpected_input_stops_naming_file_and_key(case, imported, tmp_path):
 
 def test_failure_while_writing_leaves_nothing_behind(imported, tmp_path, monkeypatch):
     release, _, _ = imported
-    import models.retinavlm_import as importer
+    import models.safetensors_shards as shards
 
     def disk_full(*args, **kwargs):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(importer, "save_file", disk_full)
+    monkeypatch.setattr(shards, "save_file", disk_full)
     with pytest.raises(OSError, match="No space"):
         import_retinavlm(release.source, release.llm_dir, tmp_path / "models" / "x", "x",
                          registry_dir=tmp_path / "registry")
