@@ -101,5 +101,4 @@ def dequantize_for_saving(model):
     """
     if not is_8bit(model):
         return model
-    model = model.dequantize()
-    return model.float()
+    return model.dequantize(dtype=torch.float32)

@@ -192,11 +192,15 @@ def load_vlm(path: str | Path, device: str | torch.device | None = None):
 
     Raises:
         FileNotFoundError: the directory does not exist.
+        IncompleteModelError: weights (or their integrity), processor or tokenizer files are missing.
     """
+    from models.model_files import check_model_files
+
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"no model directory at {path}; train one with run/vision_language_pretraining.py "
                                 "or point the registry entry at an existing Hugging Face directory")
+    check_model_files(path, fix="save it again (run/vision_language_pretraining.py) or copy the complete folder")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = AutoModelForImageTextToText.from_pretrained(path, use_safetensors=True, trust_remote_code=False)
     processor = AutoProcessor.from_pretrained(path, trust_remote_code=False)
