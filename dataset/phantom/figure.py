@@ -75,7 +75,8 @@ def plot_phantom_grid(cfg: DictConfig) -> Path:
     """
     prepare_run(cfg)
     settings = cfg.figure
-    geom = ScanGeometry.from_size(int(cfg.dataset.image_height), int(cfg.dataset.image_width))
+    geom = ScanGeometry.from_size(int(cfg.dataset.image_height), int(cfg.dataset.image_width),
+                                  cfg.dataset.phantom.get("visible_width"))
     count = int(settings.scans_per_stage)
     knowledge = load_knowledge()
     # A bare Figure (no pyplot) renders with Agg and leaves the caller's backend alone.

@@ -105,7 +105,7 @@ def plan_irf(scene: Scene, findings: Mapping[str, Any], rng: np.random.Generator
         anchors = diffuse_centres(count, scene.eye, scene.fovea_col, geom, rng)
     else:
         anchor = lesion_centre(location, scene.eye, scene.fovea_col, geom, rng, 300.0)
-        anchors = anchor + geom.cols(rng.uniform(-350.0, 350.0, count))
+        anchors = geom.keep_visible(anchor + geom.cols(rng.uniform(-350.0, 350.0, count)), 100.0)
     cysts = []
     swelling = {"inl": np.zeros(geom.width, np.float32), "onl": np.zeros(geom.width, np.float32)}
     for centre in anchors:
@@ -147,7 +147,7 @@ def plan_hrf(scene: Scene, findings: Mapping[str, Any], rng: np.random.Generator
         centres = diffuse_centres(count, scene.eye, scene.fovea_col, geom, rng)
     else:
         anchor = lesion_centre(location, scene.eye, scene.fovea_col, geom, rng, 250.0)
-        centres = anchor + geom.cols(rng.uniform(-300.0, 300.0, count))
+        centres = geom.keep_visible(anchor + geom.cols(rng.uniform(-300.0, 300.0, count)))
 
     def finish(scene: Scene) -> None:
         tops = scene.tops()

@@ -39,9 +39,9 @@ def _centres(scene: Scene, location: str, count: int, spread_um: float, half_um:
         anchors = diffuse_centres(3, scene.eye, scene.fovea_col, geom, rng)
         centres = [anchors[i % 3] + geom.cols(rng.uniform(-spread_um, spread_um)) for i in range(count)]
         centres[: min(3, count)] = anchors[: min(3, count)]
-        return np.array(centres)
+        return geom.keep_visible(np.array(centres), half_um)
     anchor = lesion_centre(location, scene.eye, scene.fovea_col, geom, rng, half_um + spread_um)
-    return anchor + geom.cols(rng.uniform(-spread_um, spread_um, count))
+    return geom.keep_visible(anchor + geom.cols(rng.uniform(-spread_um, spread_um, count)), half_um)
 
 
 def plan_drusen(scene: Scene, findings: Mapping[str, Any], rng: np.random.Generator) -> Finisher:
@@ -56,7 +56,8 @@ def plan_drusen(scene: Scene, findings: Mapping[str, Any], rng: np.random.Genera
     spread = 0.45 * float(np.mean(widths)) * count if confluent else 180.0 + 80.0 * count
     centres = _centres(scene, findings["drusen_location"], count, spread, max(widths) / 2, rng)
     if confluent:  # touching drusen: line them up so neighbours overlap
-        start = centres.mean() - geom.cols(sum(widths) * 0.35)
+        middle = geom.keep_visible(centres.mean(), sum(widths) * 0.35)
+        start = middle - geom.cols(sum(widths) * 0.35)
         centres = start + np.cumsum([0.0] + [geom.cols(w * 0.7) for w in widths[:-1]])
     profile = np.zeros(geom.width, np.float32)
     for centre, width in zip(centres, widths):

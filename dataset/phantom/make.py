@@ -42,7 +42,8 @@ def make_dataset(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("samples_only", False):
         return write_samples(cfg)
     phantom = _phantom_block(cfg)
-    geom = ScanGeometry.from_size(int(cfg.dataset.image_height), int(cfg.dataset.image_width))
+    geom = ScanGeometry.from_size(int(cfg.dataset.image_height), int(cfg.dataset.image_width),
+                                  phantom.get("visible_width"))
     num_images = int(phantom["num_images"])
     if num_images < 1:
         raise ValueError(f"dataset.phantom.num_images must be >= 1, got {num_images}")
@@ -66,7 +67,8 @@ def write_samples(cfg: DictConfig) -> dict[str, Any]:
     """
     phantom = _phantom_block(cfg)
     phantom["report_without_stage_fraction"] = 0.0  # demo reports always state their stage
-    geom = ScanGeometry.from_size(int(cfg.dataset.image_height), int(cfg.dataset.image_width))
+    geom = ScanGeometry.from_size(int(cfg.dataset.image_height), int(cfg.dataset.image_width),
+                                  phantom.get("visible_width"))
     seed = int(phantom["seed"])
 
     processed_dir = Path(cfg.paths.processed_images_dir)

@@ -55,11 +55,11 @@ def load_masks(path: str | Path) -> dict[str, np.ndarray]:
         return {key: archive[key] for key in archive.files}
 
 
-def _make_chunk(job: tuple[Path, tuple[int, int], int, dict[str, Any], dict[str, Any],
+def _make_chunk(job: tuple[Path, tuple[int, int, int | None], int, dict[str, Any], dict[str, Any],
                            list[tuple[int, ScanSlot]]]) -> list[dict[str, Any]]:
     """Worker: build, render and save a run of scans; return their table rows."""
-    out_dir, (height, width), seed, phantom, naming, slots = job
-    geom = ScanGeometry.from_size(height, width)
+    out_dir, (height, width, visible_width), seed, phantom, naming, slots = job
+    geom = ScanGeometry.from_size(height, width, visible_width)
     rows = []
     for index, slot in slots:
         record = build_record(index, slot, phantom, seed, **naming)
@@ -94,7 +94,7 @@ def make_scans(slots: Sequence[ScanSlot], out_dir: Path, geom: ScanGeometry, pha
             (out_dir / name.format(image_id="x", stage="x")).parent.mkdir(parents=True, exist_ok=True)
     naming = {"prefix": prefix, "image_name": image_name, "mask_name": mask_name}
     indexed = list(enumerate(slots))
-    jobs = [(out_dir, (geom.height, geom.width), seed, dict(phantom), naming, indexed[i: i + CHUNK])
+    jobs = [(out_dir, (geom.height, geom.width, geom.visible_width), seed, dict(phantom), naming, indexed[i: i + CHUNK])
             for i in range(0, len(indexed), CHUNK)]
     rows: list[dict[str, Any]] = []
     progress = tqdm(total=len(indexed), desc="making phantom scans", unit="scan", disable=len(indexed) < 200)
