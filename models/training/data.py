@@ -226,7 +226,8 @@ class CurriculumDataset(Dataset):
         rng = np.random.default_rng([self.seed, epoch, index])
         image = self.transform(load_scan(example.image_file), rng).convert("RGB")
         return {"image": image, "question": example.record.question, "answer": example.record.answer,
-                "record_id": example.record.record_id}
+                "record_id": example.record.record_id, "image_id": example.record.image_id,
+                "module": example.record.module}
 
 
 def flatten(joined: Mapping[str, list[TrainingExample]], weights: Mapping[str, float]) -> tuple[list[TrainingExample],

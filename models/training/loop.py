@@ -25,18 +25,21 @@ from models.policies import train_mode
 from models.training.checkpoint import find_resumable, save_checkpoint
 from models.training.collate import QACollator
 from models.training.data import CurriculumDataset, EpochPlan, PlannedBatchSampler
+from models.training.grounding import GroundingTally, tally_batch
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class LoopResult:
-    """What a training loop reports: steps done, losses, wall time."""
+    """What a training loop reports: steps done, losses, the image-reliance gap, wall time."""
 
     steps: int
     start_step: int
     train_losses: list[tuple[int, float]] = field(default_factory=list)
     eval_losses: list[tuple[int, float]] = field(default_factory=list)
+    # (step, module -> {loss, swapped_loss, gap}) at every evaluation; see models.training.grounding.
+    grounding: list[tuple[int, dict[str, dict[str, float]]]] = field(default_factory=list)
     wall_time_s: float = 0.0
 
 
@@ -106,10 +109,15 @@ def run_training_loop(accelerator, model, collator: QACollator, train_set: Curri
             accelerator.log({"train/loss": mean, "train/lr": scheduler.get_last_lr()[0]}, step=done)
             progress.set_postfix(loss=f"{mean:.3f}")
         if eval_set is not None and (done % int(cfg.get("eval_every", 100)) == 0 or done == max_steps):
-            eval_loss = evaluate_loss(accelerator, model, collator, eval_set, cfg)
-            result.eval_losses.append((done, eval_loss))
-            accelerator.log({"eval/loss": eval_loss}, step=done)
-            logger.info("step %d: validation loss %.4f", done, eval_loss)
+            grounding = evaluate_grounding(accelerator, model, collator, eval_set, cfg)
+            result.eval_losses.append((done, grounding["all"]["loss"]))
+            result.grounding.append((done, grounding))
+            accelerator.log({"eval/loss": grounding["all"]["loss"], "eval/grounding_gap": grounding["all"]["gap"],
+                             **{f"eval/grounding_gap/{m}": v["gap"] for m, v in grounding.items() if m != "all"}},
+                            step=done)
+            logger.info("step %d: validation loss %.4f, image-reliance gap %.4f (%s)", done,
+                        grounding["all"]["loss"], grounding["all"]["gap"],
+                        ", ".join(f"{m} {v['gap']:.3f}" for m, v in grounding.items() if m != "all"))
         if done % int(cfg.get("checkpoint_every", 100)) == 0 or done == max_steps:
             save_checkpoint(accelerator, checkpoint_dir, done, fingerprint, int(cfg.get("keep_checkpoints", 2)))
     result.wall_time_s = time.perf_counter() - started
@@ -137,24 +145,31 @@ def _optimizer_step(accelerator, model, optimizer, scheduler, batches, accumulat
 
 
 @torch.no_grad()
-def evaluate_loss(accelerator, model, collator: QACollator, eval_set: CurriculumDataset,
-                  cfg: Mapping[str, Any]) -> float:
-    """Token-weighted mean answer loss over the validation examples (sharded across processes)."""
+def evaluate_grounding(accelerator, model, collator: QACollator, eval_set: CurriculumDataset,
+                       cfg: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """Validation answer loss with each scan's own image and with images swapped across the batch.
+
+    Args:
+        accelerator: shards the examples across processes and sums the tallies.
+        model: the model under training (set to eval mode here, restored after).
+        collator: batches examples.
+        eval_set: validation examples (each knows its module and image).
+        cfg: the `training` config (`eval_batch_size`).
+
+    Returns:
+        module -> {loss, swapped_loss, gap} per answer token, and `all` over every module; the
+        `all` loss is the token-weighted validation loss.
+    """
     model.eval()
     indices = list(range(accelerator.process_index, len(eval_set), accelerator.num_processes))
     batch_size = int(cfg.get("eval_batch_size", cfg["batch_size"]))
-    loss_sum = torch.zeros((), device=accelerator.device, dtype=torch.float64)
-    tokens = torch.zeros((), device=accelerator.device, dtype=torch.float64)
+    tally = GroundingTally(sorted({e.record.module for e in eval_set.examples}), accelerator.device)
     for start in range(0, len(indices), batch_size):
-        batch = collator([eval_set[(i, 0)] for i in indices[start:start + batch_size]])
-        batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+        items = [eval_set[(i, 0)] for i in indices[start:start + batch_size]]
+        batch = {k: v.to(accelerator.device) for k, v in collator(items).items()}
         with accelerator.autocast():
-            loss = model(**batch).loss
-        # The model averages over its shifted answer tokens; weight by their number.
-        count = (batch["labels"][:, 1:] != -100).sum()
-        loss_sum += loss.double() * count
-        tokens += count
+            tally_batch(model, batch, [i["image_id"] for i in items], [i["module"] for i in items], tally)
     train_mode(model)
-    loss_sum = accelerator.reduce(loss_sum, reduction="sum")
-    tokens = accelerator.reduce(tokens, reduction="sum")
-    return float(loss_sum / tokens) if tokens > 0 else math.nan
+    tally.sums = accelerator.reduce(tally.sums, reduction="sum")
+    summary = tally.summary()
+    return summary if "all" in summary else {"all": {"loss": math.nan, "swapped_loss": math.nan, "gap": math.nan}}

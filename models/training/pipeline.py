@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration
@@ -95,6 +96,7 @@ def run_vision_language_pretraining(cfg: DictConfig) -> dict[str, Any]:
     accelerator.end_training()  # last: it also tears down the process group
     summary = {"output_model": str(output_dir), "steps": result.steps, "resumed_from_step": result.start_step,
                "train_loss": result.train_losses, "eval_loss": result.eval_losses,
+               "grounding": [{"step": step, **gaps} for step, gaps in result.grounding],
                "wall_time_s": round(result.wall_time_s, 1), "trainable_parameters": trainable,
                "total_parameters": total, "train_examples": len(train_examples),
                "eval_examples": len(eval_set) if eval_set is not None else 0,
@@ -200,13 +202,19 @@ def _validation_set(stores, table, curricula, collator, cfg, image_size):
     if max_samples <= 0 or "split" not in table.columns or not (table["split"] == "validation").any():
         logger.warning("no validation split: validation loss is not computed")
         return None
-    examples, _, _ = flatten(join_split(stores, table, "validation"), curricula)
-    examples = filter_examples(examples, collator)
-    if not examples:
+    joined = {name: filter_examples(examples, collator)
+              for name, examples in join_split(stores, table, "validation").items()}
+    joined = {name: examples for name, examples in joined.items() if examples}
+    if not joined:
         return None
-    # A fixed, seeded subset keeps evaluation cheap and comparable across steps.
-    import numpy as np
-
-    keep = np.random.default_rng(int(cfg.seed)).permutation(len(examples))[:max_samples]
-    return CurriculumDataset([examples[i] for i in sorted(keep)], build_scan_transform(
-        int(cfg.dataset.crop_size), None, image_size), int(cfg.seed))
+    # A fixed, seeded subset keeps evaluation cheap and comparable across steps; it takes the
+    # same number from every store, so each module's image-reliance gap rests on enough examples
+    # (part 2's stores differ 25-fold in size).
+    rng = np.random.default_rng(int(cfg.seed))
+    per_store = max(1, max_samples // len(joined))
+    chosen = []
+    for name in sorted(joined):
+        examples = joined[name]
+        chosen += [examples[i] for i in sorted(rng.permutation(len(examples))[:per_store])]
+    return CurriculumDataset(chosen, build_scan_transform(int(cfg.dataset.crop_size), None, image_size),
+                             int(cfg.seed))

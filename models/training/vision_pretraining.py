@@ -145,8 +145,43 @@ def pretrain_vision_tower(tower: nn.Module, feature_layer: int, table: pd.DataFr
             logger.info("vision pretraining step %d: loss %.3f, batch stage accuracy %.2f", *history[-1])
             window.clear()
     del head, optimizer  # the head is not part of the VLM
+    recalibrated = recalibrate_batch_norm(tower, [scans[i] for i in rng.permutation(len(scans))], transform,
+                                          image_mean, image_std, batch_size, rng)
     return {"steps": steps, "wall_time_s": round(time.perf_counter() - started, 1), "history": history,
-            "train_images": len(scans)}
+            "train_images": len(scans), "batch_norm_recalibrated_on": recalibrated}
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(tower: nn.Module, scans: Sequence, transform: ScanTransform, image_mean: Sequence[float],
+                           image_std: Sequence[float], batch_size: int, rng: np.random.Generator,
+                           max_images: int = 1024) -> int:
+    """Re-estimate the tower's batch-norm statistics for its final weights.
+
+    The running means and variances are averages over the whole training run, while the weights
+    kept moving; the frozen tower then runs in eval mode with statistics that do not fit it (after
+    a short pretraining its eval-mode features hardly differ between scans). One pass over up to
+    `max_images` training scans, with a cumulative average, gives the statistics of the weights
+    actually kept. The tower is left in eval mode.
+
+    Returns:
+        The number of scans averaged over (0 when the tower has no batch norm).
+    """
+    norms = [m for m in tower.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return 0
+    momenta = [m.momentum for m in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative moving average over the pass
+    tower.train()
+    param = next(tower.parameters())
+    used = scans[:max_images]
+    for start in range(0, len(used), batch_size):
+        tower(to_pixels([transform(s, rng) for s in used[start:start + batch_size]], image_mean, image_std).to(param))
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
+    tower.eval()
+    return len(used)
 
 
 def maybe_pretrain_vision(cfg, model, processor, table: pd.DataFrame, resuming: bool) -> dict[str, Any] | None:
