@@ -8,7 +8,7 @@ the run folder: `predictions.jsonl` (one line per model, task and image), `metri
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from evaluation.answer_modes import Answer, ReportCache, answer_task, effective_
 from evaluation.calibration import OBJECTIVES, fit_option_biases
 from evaluation.data import load_evaluation_table, load_model_images
 from evaluation.figures import write_figures
+from evaluation.grounding import image_reliance
 from evaluation.model_cards import refresh_model_cards
 from evaluation.outputs import PREDICTIONS_FILE, write_jsonl, write_metrics
 from evaluation.scoring import PREDICTION_COLUMNS, majority_predictions, score_all
@@ -91,48 +92,76 @@ def load_calibration_set(cfg: DictConfig) -> CalibrationSet | None:
     return CalibrationSet(str(split), rows, load_model_images(rows, cfg.dataset), objective)
 
 
+CALIBRATED_SUFFIX = "+calibrated"
+
+
 def calibrate(answers: list[Answer], calibration_answers: list[Answer], labels: list[str],
-              task: Task, objective: str = "macro_f1") -> dict[str, float]:
-    """Fit option biases on the calibration answers and re-decide `answers` with them (in place).
+              task: Task, objective: str = "macro_f1") -> tuple[list[Answer], dict[str, float]]:
+    """Fit option biases on the calibration answers and re-decide `answers` with them.
 
     Returns:
-        class id -> bias (0 for the first class).
+        (calibrated copies of `answers`, class id -> bias with 0 for the first class); the raw
+        answers are left as they are.
     """
     classes = list(task.classes)
     scores = np.array([[a.option_scores[c] for c in classes] for a in calibration_answers])
     biases = fit_option_biases(scores, labels, classes, objective)
-    for answer in answers:
-        answer.prediction = classes[int(np.argmax([answer.option_scores[c] + b for c, b in zip(classes, biases)]))]
-    return {c: float(b) for c, b in zip(classes, biases)}
+    decided = [replace(a, prediction=classes[int(np.argmax([a.option_scores[c] + b for c, b in zip(classes, biases)]))])
+               for a in answers]
+    return decided, {c: float(b) for c, b in zip(classes, biases)}
+
+
+@dataclass
+class ModelEvaluation:
+    """What one model's evaluation yields: prediction records (raw answers under the model's
+    name, calibrated ones under `<name>+calibrated`), option biases and image-reliance gaps per task."""
+
+    records: list[dict[str, Any]]
+    biases: dict[str, dict[str, float]]
+    grounding: dict[str, dict[str, Any]]
 
 
 def evaluate_model(name: str, cfg: DictConfig, tasks: list[Task], rows: pd.DataFrame, images,
-                   calibration: CalibrationSet | None = None) -> tuple[list[dict], dict[str, dict[str, float]]]:
+                   calibration: CalibrationSet | None = None) -> ModelEvaluation:
     """Every task of one registry model on the evaluation images.
 
-    Returns:
-        (prediction records, task -> option biases for each calibrated task).
+    The model's raw answers (the option it scores highest, or its parsed text) are its headline
+    predictions; with a calibration set, the same option scores re-decided with biases fitted on
+    that split are added as a second entry, `<name>+calibrated`. In likelihood mode the task's
+    image-reliance gap is measured too (`evaluation.grounding.max_images`; 0 turns it off).
     """
     evaluation_cfg = cfg.evaluation
     answerer = build_answerer(load_registry_entry(name, cfg), cfg.paths, evaluation_cfg.generation)
+    grounding_images = (evaluation_cfg.get("grounding") or {}).get("max_images", 200)
     try:
         mode = effective_mode(answerer, str(evaluation_cfg.answer_mode),
                               str(evaluation_cfg.text_only_fallback))
         reports = ReportCache()
-        records, biases = [], {}
+        result = ModelEvaluation([], {}, {})
         image_ids = rows["image_id"].astype(str).tolist()
         for task in tasks:
             logger.info("%s: %s (%s, %d images)", name, task.name, mode, len(rows))
             answers = answer_task(answerer, task, image_ids, images, mode, evaluation_cfg.prompts, reports)
-            if calibration is not None and mode == "likelihood":
+            result.records += _prediction_rows(name, task, rows, answers)
+            if mode != "likelihood":
+                continue
+            if grounding_images is None or int(grounding_images) > 0:
+                result.grounding[task.name] = image_reliance(answerer, task, images, rows, answers,
+                                                             grounding_images, int(cfg.seed))
+                logger.info("%s: %s image-reliance gap %.3f nats (answer loss %.3f own scan, %.3f swapped)",
+                            name, task.name, result.grounding[task.name]["gap"],
+                            result.grounding[task.name]["answer_loss"],
+                            result.grounding[task.name]["swapped_answer_loss"])
+            if calibration is not None:
                 fitted = answer_task(answerer, task, calibration.image_ids, calibration.images, mode,
                                      evaluation_cfg.prompts)
                 labels = [task.label_of(row) for _, row in calibration.rows.iterrows()]
-                biases[task.name] = calibrate(answers, fitted, labels, task, calibration.objective)
+                calibrated, result.biases[task.name] = calibrate(answers, fitted, labels, task,
+                                                                 calibration.objective)
+                result.records += _prediction_rows(name + CALIBRATED_SUFFIX, task, rows, calibrated)
                 logger.info("%s: %s option biases from %d %s images: %s", name, task.name, len(labels),
-                            calibration.split, {c: round(b, 3) for c, b in biases[task.name].items()})
-            records += _prediction_rows(name, task, rows, answers)
-        return records, biases
+                            calibration.split, {c: round(b, 3) for c, b in result.biases[task.name].items()})
+        return result
     finally:
         answerer.close()
 
@@ -181,11 +210,14 @@ def run_closed_ended_evaluation(cfg: DictConfig) -> dict[str, Any]:
     calibration = load_calibration_set(cfg)
     records: list[dict[str, Any]] = []
     biases: dict[str, dict[str, dict[str, float]]] = {}
+    grounding: dict[str, dict[str, dict[str, Any]]] = {}
     for name in names:
-        model_records, model_biases = evaluate_model(name, cfg, tasks, rows, images, calibration)
-        records += model_records
-        if model_biases:
-            biases[name] = model_biases
+        evaluated = evaluate_model(name, cfg, tasks, rows, images, calibration)
+        records += evaluated.records
+        if evaluated.biases:
+            biases[name] = evaluated.biases
+        if evaluated.grounding:
+            grounding[name] = evaluated.grounding
     train = table[table["split"] == "train"] if "split" in table.columns else None
     baseline = [r for task in tasks for r in majority_predictions(task, rows, train).to_dict("records")]
     write_jsonl(run_dir / PREDICTIONS_FILE, records)
@@ -194,7 +226,9 @@ def run_closed_ended_evaluation(cfg: DictConfig) -> dict[str, Any]:
              "n_images": len(rows),
              "calibration": {"split": calibration.split, "n_images": len(calibration.rows),
                              "objective": calibration.objective,
-                             "option_biases": biases} if calibration is not None else None}
+                             "option_biases": biases,
+                             "models": [n + CALIBRATED_SUFFIX for n in biases]} if calibration is not None else None,
+             "grounding": grounding}
     output = score_and_write(run_dir, records + baseline, tasks, cfg, extra)
     refresh_model_cards(cfg, names, output, extra)  # each evaluated model folder's README.md
     return output

@@ -37,27 +37,12 @@ class VisionAnswerer(Protocol):
     supports_likelihood: bool
 
     def generate(self, images: Sequence[Image.Image], questions: Sequence[str]) -> list[str]:
-        """Answers for every (image, question); cached ones are not asked again.
-
-        Raises:
-            BackendError: some requests failed (after the client's retries); the answers that
-                did arrive are already in the cache, so a rerun asks only for the others.
-        """
-        pngs = [image_png(image) for image in images]
-        settings = {"max_tokens": self.max_new_tokens, "temperature": self.temperature}
-        keys = [answer_key(str(self.client.base_url), self.model, png, q, settings) for png, q in zip(pngs, questions)]
-        answers: list[str | None] = [self.cache.get(k) if self.cache else None for k in keys]
-        missing = [i for i, answer in enumerate(answers) if answer is None]
-        if self.cache is not None and len(missing) < len(answers):
-            logger.info("%s: %d of %d answers from %s", self.name, len(answers) - len(missing), len(answers),
-                        self.cache.path)
-        errors = []
         """One free-text answer per (image, question)."""
         ...
 
     def score_options(self, images: Sequence[Image.Image], question: str, options: Sequence[str],
                       end_of_turn: bool = True) -> np.ndarray:
-        """[num_images, num_options] length-normalised option log-probabilities."""
+        """[num_images, num_options] option log-probabilities (summed, or per token)."""
         ...
 
     def close(self) -> None:
@@ -70,7 +55,7 @@ class LocalVisionModel:
     supports_likelihood = True
 
     def __init__(self, name: str, path: str | Path, batch_size: int = 8, max_new_tokens: int = 128,
-                 device: str | None = None, score_batch_size: int = 32):
+                 device: str | None = None, score_batch_size: int = 32, option_score: str = "sum"):
         from models import load_vlm
 
         self.name = name
@@ -78,6 +63,7 @@ class LocalVisionModel:
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
         self.score_batch_size = score_batch_size
+        self.option_score = option_score
 
     def generate(self, images: Sequence[Image.Image], questions: Sequence[str]) -> list[str]:
         from models import generate_answers
@@ -92,7 +78,7 @@ class LocalVisionModel:
 
         return score_options(self.model, self.processor, images, question, options,
                              batch_size=self.score_batch_size, progress=len(images) > self.batch_size,
-                             end_of_turn=end_of_turn)
+                             end_of_turn=end_of_turn, reduction=self.option_score)
 
     def close(self) -> None:
         self.model = self.processor = None
@@ -157,6 +143,21 @@ class OpenAIVisionModel:
         return (reply.choices[0].message.content or "").strip()
 
     def generate(self, images: Sequence[Image.Image], questions: Sequence[str]) -> list[str]:
+        """Answers for every (image, question); cached ones are not asked again.
+
+        Raises:
+            BackendError: some requests failed (after the client's retries); the answers that
+                did arrive are already in the cache, so a rerun asks only for the others.
+        """
+        pngs = [image_png(image) for image in images]
+        settings = {"max_tokens": self.max_new_tokens, "temperature": self.temperature}
+        keys = [answer_key(str(self.client.base_url), self.model, png, q, settings) for png, q in zip(pngs, questions)]
+        answers: list[str | None] = [self.cache.get(k) if self.cache else None for k in keys]
+        missing = [i for i, answer in enumerate(answers) if answer is None]
+        if self.cache is not None and len(missing) < len(answers):
+            logger.info("%s: %d of %d answers from %s", self.name, len(answers) - len(missing), len(answers),
+                        self.cache.path)
+        errors = []
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             futures = {pool.submit(self._ask, pngs[i], questions[i]): i for i in missing}
             for future in as_completed(futures):
@@ -228,7 +229,8 @@ def build_answerer(entry_cfg: Mapping[str, Any], paths_cfg: Mapping[str, Any] | 
     Args:
         entry_cfg: a `configs/pretrained_models/<name>.yaml` entry.
         paths_cfg: the `paths` config (API key lookup).
-        generation_cfg: `batch_size`, `score_batch_size`, `max_new_tokens`, `concurrency`, `device`.
+        generation_cfg: `batch_size`, `score_batch_size`, `max_new_tokens`, `concurrency`, `device`,
+            `option_score` (`sum` or `mean`, likelihood mode).
 
     Raises:
         ValueError: the entry is `new` (an untrained build has nothing to evaluate).
@@ -240,7 +242,8 @@ def build_answerer(entry_cfg: Mapping[str, Any], paths_cfg: Mapping[str, Any] | 
     if resolved.kind == "local":
         return LocalVisionModel(resolved.name, resolved.path, batch_size=batch_size,
                                 max_new_tokens=max_new_tokens, device=generation_cfg.get("device"),
-                                score_batch_size=int(generation_cfg.get("score_batch_size", 32)))
+                                score_batch_size=int(generation_cfg.get("score_batch_size", 32)),
+                                option_score=str(generation_cfg.get("option_score", "sum")))
     if resolved.kind == "openai":
         options = resolved.options
         return OpenAIVisionModel(resolved.name, model=str(options.get("model")),

@@ -33,21 +33,32 @@ def test_staging_likelihood_two_models(setup):
     out = _run(tmp_path, overrides + ["models=[specialist_v5_192px,retinavlm_base_192px]"])
     run_dir = out["run_dir"]
     lines = [json.loads(x) for x in (run_dir / "predictions.jsonl").read_text().splitlines()]
-    assert len(lines) == 2 * 6  # two models x six test images
+    assert len(lines) == 2 * 2 * 6  # two models, raw and calibrated, x six test images
     first = lines[0]
     assert set(first) >= {"model", "task", "image_id", "label", "prompt", "raw_answer", "prediction", "option_scores"}
-    # The prediction is the best option after the biases fitted on the validation split.
+    assert first["label"] == "healthy" and first["image_id"] == "test0"
+    # The raw prediction is the option the model scores highest ...
+    assert first["model"] == "specialist_v5_192px"
+    assert first["prediction"] == max(first["option_scores"], key=first["option_scores"].get)
+    # ... and the calibrated one the best option after the biases fitted on the validation split.
     saved = json.loads((run_dir / "metrics.json").read_text())
     assert saved["calibration"]["split"] == "validation" and saved["calibration"]["n_images"] == 6
     assert saved["calibration"]["objective"] == "macro_f1"
     biases = saved["calibration"]["option_biases"][first["model"]]["staging"]
     assert set(biases) == set(first["option_scores"]) and biases["healthy"] == 0.0
-    assert first["prediction"] == max(first["option_scores"], key=lambda c: first["option_scores"][c] + biases[c])
-    assert first["label"] == "healthy" and first["image_id"] == "test0"
+    calibrated = next(x for x in lines if x["model"] == "specialist_v5_192px+calibrated" and x["image_id"] == "test0")
+    assert calibrated["option_scores"] == first["option_scores"]
+    assert calibrated["prediction"] == max(first["option_scores"], key=lambda c: first["option_scores"][c] + biases[c])
     models = {r["model"] for r in out["results"]}
-    assert models == {"specialist_v5_192px", "retinavlm_base_192px", MAJORITY}
-    # Three models -> three pairwise comparisons, each with a Holm-adjusted p-value.
-    assert len(out["comparisons"]) == 3 and all(0 <= c["p_holm"] <= 1 for c in out["comparisons"])
+    assert models == {"specialist_v5_192px", "retinavlm_base_192px", "specialist_v5_192px+calibrated",
+                      "retinavlm_base_192px+calibrated", MAJORITY}
+    # Five entries -> ten pairwise comparisons, each with a Holm-adjusted p-value.
+    assert len(out["comparisons"]) == 10 and all(0 <= c["p_holm"] <= 1 for c in out["comparisons"])
+    # The image-reliance gap of each model: own-scan and swapped-scan answer losses of the true option.
+    gap = saved["grounding"]["specialist_v5_192px"]["staging"]
+    assert gap["n_images"] == 6 and gap["gap"] == pytest.approx(gap["swapped_answer_loss"] - gap["answer_loss"])
+    own = [-x["option_scores"][x["label"]] for x in lines if x["model"] == "specialist_v5_192px"]
+    assert gap["answer_loss"] == pytest.approx(sum(own) / len(own))
     metrics = pd.read_csv(run_dir / "metrics.csv")
     assert {"accuracy", "macro_f1", "reference_f1", "invalid_rate"} <= set(metrics["metric"])
     assert (metrics["ci_low"] <= metrics["value"] + 1e-9).all()

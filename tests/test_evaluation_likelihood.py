@@ -23,7 +23,7 @@ def images():
     return [Image.fromarray(rng.integers(0, 255, (192, 192), dtype=np.uint8)) for _ in range(2)]
 
 
-def _by_hand(model, processor, image, answer, end_of_turn=True):
+def _by_hand(model, processor, image, answer, end_of_turn=True, reduction=np.sum):
     prompt = format_prompt(processor, QUESTION)
     full = format_prompt(processor, QUESTION, answer) if end_of_turn else prompt + answer
     inputs = processor(images=[image.convert("RGB")], text=[full], return_tensors="pt", add_special_tokens=False)
@@ -32,7 +32,7 @@ def _by_hand(model, processor, image, answer, end_of_turn=True):
     with torch.no_grad():
         log_probs = model(**inputs).logits.log_softmax(-1)[0]
     ids = inputs["input_ids"][0]
-    return float(np.mean([log_probs[t - 1, ids[t]].item() for t in range(start, len(ids))]))
+    return float(reduction([log_probs[t - 1, ids[t]].item() for t in range(start, len(ids))]))
 
 
 def test_scores_match_teacher_forcing_and_batching(tiny, images):
@@ -42,6 +42,21 @@ def test_scores_match_teacher_forcing_and_batching(tiny, images):
     assert batched.shape == (2, 3)
     np.testing.assert_allclose(batched, single, atol=1e-4)
     assert batched[1, 2] == pytest.approx(_by_hand(model, processor, images[1], OPTIONS[2]), abs=1e-4)
+
+
+def test_summed_scores_are_the_default_and_mean_divides_by_the_option_length(tiny, images):
+    model, processor = tiny
+    summed = score_options(model, processor, images, QUESTION, OPTIONS)
+    mean = score_options(model, processor, images, QUESTION, OPTIONS, reduction="mean")
+    assert mean[0, 2] == pytest.approx(_by_hand(model, processor, images[0], OPTIONS[2], reduction=np.mean),
+                                       abs=1e-4)
+    lengths = [len(processor.tokenizer(format_prompt(processor, QUESTION, o), add_special_tokens=False)["input_ids"])
+               - len(processor.tokenizer(format_prompt(processor, QUESTION), add_special_tokens=False)["input_ids"])
+               for o in OPTIONS]
+    np.testing.assert_allclose(summed, mean * np.array(lengths)[None], rtol=1e-4)
+    assert lengths[2] > lengths[0]  # the comparison above tells sum from mean
+    with pytest.raises(ValueError, match="reduction 'max' is unknown"):
+        score_options(model, processor, images, QUESTION, OPTIONS, reduction="max")
 
 
 def test_prefix_scoring_leaves_out_end_of_turn(tiny, images):
