@@ -40,6 +40,22 @@ def test_rules_answers_pass_validation_for_every_kind(tmp_path, table):
             assert reasons == [None] * len(pairs), (kind, row["stage"], pairs)
 
 
+def test_part1_asks_the_stage_and_every_biomarker_first():
+    """Part 1 teaches what the scan shows before what the table alone knows: the stage in the
+    closed-ended question's words, the group, the findings, then each biomarker's presence."""
+    from dataset.clinical import BIOMARKERS
+
+    row = {"image_id": "x", "eye": "right", "stage": "late_dry", "referral": "routine", "age": 80, "sex": "female",
+           "referral_treatment": "general_attention", "rpe_atrophy": True, "hypertransmission": True}
+    pairs = build_qa("tabular", row, 20, seed=4, options={"presence_questions": "all"})
+    assert pairs[0]["question"] in ("What is the AMD stage of this scan?", "Which stage of AMD is shown?")
+    assert pairs[0]["answer"] == "Late dry AMD."
+    presence = pairs[3:3 + len(BIOMARKERS)]
+    assert sum(p["answer"].startswith("Yes") for p in presence) == 2
+    assert sum(p["answer"].startswith("No") for p in presence) == len(BIOMARKERS) - 2
+    assert pairs[-1]["question"] == "What is the patient's sex?"
+
+
 def test_rules_wording_is_seeded():
     row = {"image_id": "x", "eye": "left", "stage": "early", "referral": "routine",
            "referral_treatment": "no_referral", "drusen": True, "drusen_size": "small"}
@@ -48,7 +64,8 @@ def test_rules_wording_is_seeded():
     assert len(variants) > 1
 
 
-@pytest.mark.parametrize(("kind", "num_questions"), [("specific", 6), ("biomarkers", 8), ("description", 5)])
+@pytest.mark.parametrize(("kind", "num_questions"), [("specific", 6), ("biomarkers", 8), ("description", 5),
+                                                     ("tabular", 8)])
 def test_presence_answers_match_prevalence(kind, num_questions):
     # One scan in five has drusen (with subretinal fluid), the rest are healthy: "Is there drusen?"
     # must be answered "yes" about a fifth of the time. Choosing the questions by the labels
@@ -99,7 +116,7 @@ def test_part1_max_images_and_images_without_split(tmp_path, table):
     records = read_records(summary["modules"][0]["store"])
     assert len({r.image_id for r in records}) == 3
     assert {r.module for r in records} == {"tabular_annotate_rules"}
-    assert all(r.prompt_version == "tabular-v1" for r in records)
+    assert all(r.prompt_version == "tabular-v2" for r in records)
 
     no_split = tmp_path / "nosplit"
     table = write_curriculum_table(no_split)

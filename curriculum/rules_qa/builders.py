@@ -95,9 +95,28 @@ def _presence_questions(row, rng, count: int, explain: bool) -> list[QA]:
     return [_presence(row, b, rng, explain) for b in rng.sample(BIOMARKERS, min(count, len(BIOMARKERS)))]
 
 
+def _presence_count(options: Mapping[str, Any], default: int) -> int:
+    """`options.presence_questions`: a number, or `all` for every biomarker."""
+    count = options.get("presence_questions", default)
+    return len(BIOMARKERS) if count == "all" else int(count)
+
+
 def _tabular(row, rng, options) -> list[QA]:
-    qas = [_qa(rng.choice(["Which eye was scanned?", "Is this the left or the right eye?"]),
-               rng.choice(["The {e} eye.", "This is a {e} eye."]).format(e=row["eye"]))]
+    # The image-graded variables first (`build_qa` keeps the first pairs): the stage, its clinic
+    # group, the tagged findings and label-blind presence questions are what part 1 must teach
+    # the model to read from the scan (the reference's part 1 covers stage and biomarker tags).
+    # Age, sex, acuity and quality follow; the image shows them weakly or not at all.
+    group = stage_group(str(row["stage"]))
+    group_text = "healthy" if group == "healthy" else group.replace("_", " ") + " AMD"
+    found = [name(b) for b in present(row)]
+    qas = [_stage_answer(row, rng),
+           _qa(rng.choice(["Which stage group does this scan belong to?", "How would a clinic record "
+                           "the disease group of this eye?"]), f"{upper_first(group_text)}."),
+           _qa(rng.choice(["Which biomarkers are present?", "List the findings tagged for this scan."]),
+               f"{upper_first(join(found))}." if found else "No biomarkers are tagged.")]
+    qas += _presence_questions(row, rng, _presence_count(options, 2), explain=False)
+    qas.append(_qa(rng.choice(["Which eye was scanned?", "Is this the left or the right eye?"]),
+                   rng.choice(["The {e} eye.", "This is a {e} eye."]).format(e=row["eye"])))
     if _given(row, "age"):
         qas.append(_qa("How old is the patient?", f"The patient is {int(float(row['age']))} years old."))
     if _given(row, "sex"):
@@ -108,14 +127,7 @@ def _tabular(row, rng, options) -> list[QA]:
     if _given(row, "quality"):
         qas.append(_qa("What is the scanner quality index of this image?",
                        f"The quality index is {float(row['quality']):.0f} out of 100."))
-    group = stage_group(str(row["stage"]))
-    group_text = "healthy" if group == "healthy" else group.replace("_", " ") + " AMD"
-    qas.append(_qa(rng.choice(["Which stage group does this scan belong to?", "How would a clinic record "
-                               "the disease group of this eye?"]), f"{upper_first(group_text)}."))
-    found = [name(b) for b in present(row)]
-    qas.append(_qa(rng.choice(["Which biomarkers are present?", "List the findings tagged for this scan."]),
-                   f"{upper_first(join(found))}." if found else "No biomarkers are tagged."))
-    return qas + _presence_questions(row, rng, 2, explain=False)
+    return qas
 
 
 def _biomarkers(row, rng, options) -> list[QA]:
@@ -129,8 +141,7 @@ def _specific(row, rng, options) -> list[QA]:
     # Presence questions first: `build_qa` keeps the first pairs, and the attribute questions'
     # count grows with the findings, so presence questions placed after them were cut more often
     # on diseased scans than on healthy ones.
-    count = options.get("presence_questions", 3)
-    qas = _presence_questions(row, rng, len(BIOMARKERS) if count == "all" else int(count), explain=False)
+    qas = _presence_questions(row, rng, _presence_count(options, 3), explain=False)
     fluid = [b for b in ("srf", "irf") if b in present(row)]
     qas.append(_qa("Is there any retinal fluid?", f"Yes, there is {join([name(b) for b in fluid])}."
                    if fluid else "No, there is no subretinal or intraretinal fluid."))
@@ -218,14 +229,18 @@ def _full_reports(row, rng, options) -> list[QA]:
                 "stage is neither more nor less advanced.", _full_report(row, stage, rng))]
 
 
-def _staging_accuracy(row, rng, options) -> list[QA]:
-    stage = str(row["stage"])
-    if options.get("guidelines"):
+def _stage_answer(row: Mapping[str, Any], rng: random.Random, guidelines: bool = False) -> QA:
+    """The stage question in the wording closed-ended evaluation asks, answered with the stage."""
+    if guidelines:
         question = ("Stage the AMD in this scan using these guidelines:\n"
                     f"{KNOWLEDGE.staging_guidelines()}\nWhich stage is it?")
     else:
         question = rng.choice(["What is the AMD stage of this scan?", "Which stage of AMD is shown?"])
-    return [_qa(question, f"{upper_first(stage_name(stage))}.")]
+    return _qa(question, f"{upper_first(stage_name(str(row['stage'])))}.")
+
+
+def _staging_accuracy(row, rng, options) -> list[QA]:
+    return [_stage_answer(row, rng, bool(options.get("guidelines")))]
 
 
 def _demo(row, rng, options) -> list[QA]:
