@@ -269,3 +269,16 @@ def test_imported_model_loads_in_8_bit_on_cuda(imported):
     assert torch.corrcoef(torch.stack([got.flatten(), expected.flatten()]))[0, 1] > 0.95
     model = apply_trainable_policy(model, {"name": "adapter", "load_in_8bit": True})
     assert all("multi_modal_projector" in n for n, p in model.named_parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("name", ["retinavlm-specialist", "retinavlm-base"])
+def test_registry_entry_without_an_import_says_how_to_get_the_weights(name, tmp_path):
+    from omegaconf import OmegaConf
+
+    from evaluation_helpers import compose_config
+    from models.registry import ModelNotFoundError, resolve_model
+
+    cfg = compose_config("default", tmp_path, [f"pretrained_models={name}"])
+    entry = OmegaConf.to_container(cfg.pretrained_models, resolve=True)
+    with pytest.raises(ModelNotFoundError, match=rf"RobbieHolland/RetinaVLM.*run/import_retinavlm.py .*name={name}"):
+        resolve_model(entry)
