@@ -282,3 +282,20 @@ def test_registry_entry_without_an_import_says_how_to_get_the_weights(name, tmp_
     entry = OmegaConf.to_container(cfg.pretrained_models, resolve=True)
     with pytest.raises(ModelNotFoundError, match=rf"RobbieHolland/RetinaVLM.*run/import_retinavlm.py .*name={name}"):
         resolve_model(entry)
+
+
+def test_existing_output_is_kept_unless_overwrite_and_ignored_keys_are_reported(imported, tmp_path):
+    release, _, _ = imported
+    source = tmp_path / "release"
+    shutil.copytree(release.source, source)
+    _rewrite_shard(source, _set("model.learnable_p_tokens", torch.zeros(1, 4, 64)))
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "mine.txt").write_text("keep")
+    with pytest.raises(FileExistsError, match="overwrite=true"):
+        import_retinavlm(source, release.llm_dir, output, "x", ignore_keys=["learnable_p_tokens"])
+    assert (output / "mine.txt").read_text() == "keep"
+    report = import_retinavlm(source, release.llm_dir, output, "x", overwrite=True, ignore_keys=["learnable_p_tokens"])
+    assert report["dropped"] == ["model.learnable_p_tokens"]
+    assert not (output / "mine.txt").exists() and (output / "config.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "release"]  # no staging folder left
