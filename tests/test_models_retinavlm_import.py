@@ -299,3 +299,21 @@ def test_existing_output_is_kept_unless_overwrite_and_ignored_keys_are_reported(
     assert report["dropped"] == ["model.learnable_p_tokens"]
     assert not (output / "mine.txt").exists() and (output / "config.json").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "release"]  # no staging folder left
+
+
+@pytest.mark.slow  # as the other Grad-CAM runs (tests/test_saliency_run.py)
+def test_gradcam_runs_on_the_imported_model_at_its_last_stage(imported, tmp_path):
+    from evaluation_helpers import compose_config
+    from helpers_saliency import write_masked_table
+    from saliency import run_visual_language_gradcam
+
+    _, folder, _ = imported
+    data = tmp_path / "data"
+    data.mkdir()
+    write_masked_table(data, rows=2)
+    cfg = compose_config("visual_language_gradcam", tmp_path, [
+        "pretrained_models=retinavlm-specialist", f"paths.data_dir={data}", f"paths.model_dir={folder / 'models'}",
+        "dataset.task.report_source=annotation", "dataset.task.max_images=1",
+        "saliency.gradcam.layer=encoder.stages.3"])
+    result = run_visual_language_gradcam(cfg)
+    assert result["images"] == 1 and result["phrases"] > 0 and result["layer"] == "encoder.stages.3"
