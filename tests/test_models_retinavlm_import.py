@@ -301,7 +301,6 @@ def test_existing_output_is_kept_unless_overwrite_and_ignored_keys_are_reported(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "release"]  # no staging folder left
 
 
-@pytest.mark.slow  # as the other Grad-CAM runs (tests/test_saliency_run.py)
 def test_gradcam_runs_on_the_imported_model_at_its_last_stage(imported, tmp_path):
     from evaluation_helpers import compose_config
     from helpers_saliency import write_masked_table
