@@ -13,9 +13,12 @@ import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from dataset.clinical import load_knowledge
+from dataset.naming import safe_file_name
+from evaluation.answer_cache import CACHE_FOLDER, AnswerCache, answer_key
 from evaluation.parser import parse_answer
 from evaluation.tasks import ABSENT, BINARY_CLASSES, Task
 
@@ -70,13 +73,15 @@ class LLMJudge:
     Args:
         backend: an `LLMBackend` (from `curriculum.backends.build_backend`).
         prompt: template with {report}, {stages}, {referrals} and {biomarkers}.
+        cache: keeps every usable reply (`evaluation.answer_cache`), so a rerun asks the judge only
+            about reports it has not judged (or failed on).
 
     Raises:
         ValueError: the prompt lacks a placeholder, or the backend is the rules backend (which
             only answers curriculum requests).
     """
 
-    def __init__(self, backend, prompt: str, max_tokens: int = 400):
+    def __init__(self, backend, prompt: str, max_tokens: int = 400, cache: AnswerCache | None = None):
         missing = [p for p in PLACEHOLDERS if p not in prompt]
         if missing:
             raise ValueError(f"judge prompt lacks placeholders {missing}; "
@@ -89,6 +94,7 @@ class LLMJudge:
         self.max_tokens = max_tokens
         self.name = f"llm:{getattr(backend, 'model', '?')}"
         self.last_failures: list[str | None] = []
+        self.cache = cache
 
     def _request(self, report: str, tasks: Sequence[Task]):
         from curriculum.backends import ChatRequest
@@ -107,12 +113,23 @@ class LLMJudge:
         """Like `ReportJudge.extract`; `last_failures` then holds, per report, why the judge itself
         failed (request failed, or a reply with no JSON object) or None. Such reports are the
         judge's failures, not the evaluated model's invalid answers."""
-        responses = self.backend.complete([self._request(r, tasks) for r in reports])
-        self.last_failures = [None if response.ok and _json_object(response.text) is not None
-                              else (f"judge request failed: {response.error}" if not response.ok
-                                    else "the judge's reply held no JSON object")
-                              for response in responses]
-        return [self._read(response.text if response.ok else "", tasks) for response in responses]
+        requests = [self._request(r, tasks) for r in reports]
+        keys = [answer_key("judge", str(getattr(self.backend, "model", "")), b"", r.messages[0]["content"],
+                           {"max_tokens": self.max_tokens}) for r in requests]
+        texts: list[str | None] = [self.cache.get(k) if self.cache else None for k in keys]
+        missing = [i for i, text in enumerate(texts) if text is None]
+        self.last_failures = [None] * len(reports)
+        responses = self.backend.complete([requests[i] for i in missing]) if missing else []
+        for i, response in zip(missing, responses):
+            if not response.ok:
+                self.last_failures[i] = f"judge request failed: {response.error}"
+            elif _json_object(response.text) is None:
+                self.last_failures[i] = "the judge's reply held no JSON object"
+            else:
+                texts[i] = response.text
+                if self.cache is not None:  # only usable replies: a failed one is asked again
+                    self.cache.put(keys[i], response.text, model=str(getattr(self.backend, "model", "")))
+        return [self._read(text or "", tasks) for text in texts]
 
     @staticmethod
     def _read(text: str, tasks: Sequence[Task]) -> dict[str, str | None]:
@@ -144,5 +161,9 @@ def build_judge(kind: str, language_model_cfg: Mapping[str, Any] | None, paths_c
     if kind == "llm":
         from curriculum.backends import build_backend
 
-        return LLMJudge(build_backend(language_model_cfg, paths_cfg), prompt)
+        backend = build_backend(language_model_cfg, paths_cfg)
+        output_dir = paths_cfg.get("output_dir") if paths_cfg is not None else None
+        cache = AnswerCache(Path(str(output_dir)) / CACHE_FOLDER /
+                            f"judge_{safe_file_name(getattr(backend, 'model', 'llm'))}.jsonl") if output_dir else None
+        return LLMJudge(backend, prompt, cache=cache)
     raise ValueError(f"unknown judge {kind!r}; use evaluation.judge=rules or evaluation.judge=llm")

@@ -59,24 +59,30 @@ def test_judge_failures_are_not_the_models_invalid_answers(tmp_path):
     judged = []
 
     def script(number, body):
-        if _is_vision(body):
-            return 200, {}, completion(REPORT)
+        if _is_vision(body):  # a different report per request, so each gets its own judgement
+            return 200, {}, completion(f"{REPORT} Seen on request {number}.")
         judged.append(number)
         if len(judged) == 2:
             return 200, {}, completion("I cannot help with that.")
         return 200, {}, completion(JUDGED)
 
     with ScriptedServer(script) as server:
-        out = run_open_ended_evaluation(_cfg(
-            tmp_path, table, server, "evaluation.judge=llm", "model/language_model=openai_compatible",
-            f"model.language_model.base_url={server.base_url}", "model.language_model.model=judge",
-            "model.language_model.max_retries=0", "model.language_model.max_concurrency=1"))
-    reports = [json.loads(line) for line in (out["run_dir"] / "reports.jsonl").read_text().splitlines()]
-    failed = [r for r in reports if r["judge_error"]]
-    assert len(failed) == 1 and "no JSON" in failed[0]["judge_error"]
-    predictions = [json.loads(line) for line in (out["run_dir"] / "predictions.jsonl").read_text().splitlines()]
-    model_rows = [p for p in predictions if p["model"] == "openai_compatible_vision"]
-    assert failed[0]["image_id"] not in {p["image_id"] for p in model_rows}
-    assert all(p["prediction"] is not None for p in model_rows if p["task"] == "staging")
-    metrics = json.loads((out["run_dir"] / "metrics.json").read_text())
-    assert metrics["judge_failures"] == {"openai_compatible_vision": 1}
+        overrides = ["evaluation.judge=llm", "model/language_model=openai_compatible",
+                     f"model.language_model.base_url={server.base_url}", "model.language_model.model=judge",
+                     "model.language_model.max_retries=0", "model.language_model.max_concurrency=1"]
+        out = run_open_ended_evaluation(_cfg(tmp_path, table, server, *overrides))
+        assert len(judged) == 6
+        reports = [json.loads(line) for line in (out["run_dir"] / "reports.jsonl").read_text().splitlines()]
+        failed = [r for r in reports if r["judge_error"]]
+        assert len(failed) == 1 and "no JSON" in failed[0]["judge_error"]
+        predictions = [json.loads(line) for line in (out["run_dir"] / "predictions.jsonl").read_text().splitlines()]
+        model_rows = [p for p in predictions if p["model"] == "openai_compatible_vision"]
+        assert failed[0]["image_id"] not in {p["image_id"] for p in model_rows}
+        assert all(p["prediction"] is not None for p in model_rows if p["task"] == "staging")
+        metrics = json.loads((out["run_dir"] / "metrics.json").read_text())
+        assert metrics["judge_failures"] == {"openai_compatible_vision": 1}
+
+        rerun = run_open_ended_evaluation(_cfg(tmp_path, table, server, *overrides))
+        assert len(judged) == 7, "the rerun asked the judge only about the report it failed on"
+    metrics = json.loads((rerun["run_dir"] / "metrics.json").read_text())
+    assert metrics["judge_failures"] == {"openai_compatible_vision": 0}
