@@ -97,6 +97,13 @@ CASES = {
     "demo folder with nothing readable": (lambda r: _demo(r, "bad_scans"), "could be read"),
     "strict demo with unreadable files": (lambda r: _demo(r, "scans", "demo.strict=true"),
                                           "3 image file(s) could not be read"),
+    "api model for training": (
+        lambda r: ("vision_language_pretraining.py", training_overrides(r, ["pretrained_models=gpt-4o"])),
+        "is an API endpoint (openai); it cannot be trained"),
+    "untrained model in the demo": (lambda r: _demo(r, "scans", "pretrained_models=new"), "fresh untrained build"),
+    "make_dataset bad number": (
+        lambda r: ("make_dataset.py", [f"paths.output_dir={r / 'made'}", "dataset.phantom.num_images=abc"]),
+        "dataset.phantom.num_images must be a whole number, got 'abc'"),
     "make_dataset bad setting": (
         lambda r: ("make_dataset.py", [f"paths.output_dir={r / 'made'}", "dataset.phantom.num_images=5",
                                        "dataset.phantom.visits_per_eye=[3,1]"]),
