@@ -67,6 +67,9 @@ def resolve_model(entry_cfg: Mapping[str, Any]) -> ResolvedModel:
     created_by = entry_cfg.get("created_by")
     fix = f"create it with `{created_by}`" if created_by else "point pretrained_models.path at a Hugging Face directory"
     if not (path / "config.json").is_file() and not any(path.glob("*.safetensors")):
+        previous = sorted(path.parent.glob(f".{path.name}.previous-*")) if path.parent.is_dir() else []
+        if previous:  # killed between the two renames of an atomic save (models.model_files)
+            fix = f"a save was interrupted: the previous model is at {previous[-1]}; rename it to {path}, or {fix}"
         raise ModelNotFoundError(f"pretrained_models={name}: no model at {path} (config.json missing); {fix}")
     try:
         check_model_files(path, fix=fix)

@@ -88,3 +88,11 @@ def test_a_new_save_replaces_the_previous_model_whole(tmp_path):
     assert (target / "model.safetensors").read_bytes() != before
     assert not (target / "stale_extra_file.txt").exists()
     assert sorted(p.name for p in target.parent.iterdir()) == ["specialist"]
+
+
+def test_a_save_killed_between_its_renames_points_at_the_previous_model(tmp_path):
+    target = save_tiny_vlm(tmp_path / "specialist")
+    target.rename(tmp_path / ".specialist.previous-4242")  # what a kill between the renames leaves
+    with pytest.raises(FileNotFoundError, match=r"a save was interrupted: the previous model is at "
+                                                r".*\.specialist\.previous-4242; rename it"):
+        resolve_model(_entry(target))
