@@ -100,7 +100,9 @@ def rejection_reason(qa: ParsedQA, labels: Labels, seen_questions: set[str]) -> 
         return "empty"
     if qa.truncated:
         return "truncated"
-    if question_leaks_answer(qa.question, qa.answer):
+    # A question may first quote context (a report, as in the second step of the two-step
+    # protocol) that states the answer; what is asked is its last paragraph.
+    if question_leaks_answer(qa.question.rsplit("\n\n", 1)[-1], qa.answer):
         return "leak"
     if contradicts_labels(qa.answer, labels):
         return "contradiction"

@@ -56,6 +56,21 @@ def test_part1_asks_the_stage_and_every_biomarker_first():
     assert pairs[-1]["question"] == "What is the patient's sex?"
 
 
+def test_reports_state_a_stage_and_answers_can_be_read_from_them():
+    row = {"image_id": "x", "eye": "left", "stage": "early", "referral": "routine", "referral_treatment": "no_referral",
+           "drusen": True, "drusen_size": "small", "report": "A few small drusen nasally. No fluid."}
+    report = build_qa("report_writing", row, 1, seed=0)[0]["answer"]
+    assert report == "A few small drusen nasally. No fluid. Stage: early AMD."
+    template = "Here is a report about this scan:\n{report}\n\n{question}"
+    plain, in_context = build_qa("staging_accuracy", {**row, "report": report}, 2, seed=0,
+                                 options={"report_context": template})
+    assert in_context["question"] == template.format(report=report, question=plain["question"])
+    assert in_context["answer"] == plain["answer"] == "Early AMD."
+    # The quoted report states the answer; only what is asked is checked for a leak.
+    assert rejection_reason(ParsedQA(in_context["question"], in_context["answer"]), Labels.from_row(row), set()) is None
+    assert rejection_reason(ParsedQA("Is this early AMD?", "Early AMD."), Labels.from_row(row), set()) == "leak"
+
+
 def test_rules_wording_is_seeded():
     row = {"image_id": "x", "eye": "left", "stage": "early", "referral": "routine",
            "referral_treatment": "no_referral", "drusen": True, "drusen_size": "small"}

@@ -27,6 +27,7 @@ from curriculum.rules_qa.findings import (
     stage_name,
     upper_first,
 )
+from curriculum.mentions import stated_stages
 from dataset.clinical import BIOMARKERS, stage_group
 
 QA = dict[str, str]
@@ -207,7 +208,8 @@ def _referral(row, rng, options) -> list[QA]:
     answer = f"{findings_sentence(row, rng)} Stage: {stage_name(stage)}. {_referral_text(row, rng)}"
     return [_qa(rng.choice(["Should this patient be referred, and how urgently? Explain.",
                             "What referral does this scan warrant? Give the findings and the stage first."]),
-                answer), _qa("How urgent is a referral for this patient?", _referral_text(row, rng))]
+                answer), *_with_report_context(row, _qa("How urgent is a referral for this patient?",
+                                                        _referral_text(row, rng)), options)]
 
 
 def _full_report(row, stage: str, rng) -> str:
@@ -216,9 +218,13 @@ def _full_report(row, stage: str, rng) -> str:
 
 
 def _report_writing(row, rng, options) -> list[QA]:
-    report = str(row.get("report") or "").strip()
+    report = str(row.get("report") or "").strip() or findings_sentence(row, rng, absences=3)
+    if options.get("state_stage", True) and not stated_stages(report):
+        # A report the model learns to write should end in a stage a reader (and the parser) can
+        # take: the annotation knows it even where the specialist left it out of the text.
+        report = f"{report} Stage: {stage_name(str(row['stage']))}."
     qas = [_qa(rng.choice(["Write a report for this OCT scan.", "Write a clinical report of this B-scan."]),
-               report or findings_sentence(row, rng, absences=3))]
+               report)]
     qas.append(_qa("Summarise the key findings in one sentence.", findings_sentence(row, rng, absences=1)))
     return qas
 
@@ -239,8 +245,18 @@ def _stage_answer(row: Mapping[str, Any], rng: random.Random, guidelines: bool =
     return _qa(question, f"{upper_first(stage_name(str(row['stage'])))}.")
 
 
+def _with_report_context(row, qa: QA, options) -> list[QA]:
+    """`qa` and, with `options.report_context` (a template with `{report}` and `{question}`, the
+    evaluation's two-step template), the same question asked with the scan's report as context:
+    the second step of the reference's protocol, where the answer is read from a report."""
+    template, report = options.get("report_context"), str(row.get("report") or "").strip()
+    if not template or not report:
+        return [qa]
+    return [qa, _qa(str(template).format(report=report, question=qa["question"]), qa["answer"])]
+
+
 def _staging_accuracy(row, rng, options) -> list[QA]:
-    return [_stage_answer(row, rng, bool(options.get("guidelines")))]
+    return _with_report_context(row, _stage_answer(row, rng, bool(options.get("guidelines"))), options)
 
 
 def _demo(row, rng, options) -> list[QA]:

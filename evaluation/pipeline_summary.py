@@ -1,0 +1,131 @@
+"""The blueprint's summary: one Markdown page from the run folders of a `make pipeline`.
+
+`make pipeline` runs every step into `<pipeline_dir>/<step>/`; this module reads what they wrote
+(closed-ended `metrics.json`, the two-step and open-ended report runs, saliency's localisation
+summary, the training summaries and the step times) and writes `summary.md`: per task, the
+majority class, the part-1 model and the specialist, raw and calibrated, with 95% CIs; stage and
+referral read from the specialist's reports; the image-reliance gaps; saliency pointing against a
+uniform map. A step that has not run is reported as missing, never guessed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+CLOSED_ENDED_STEPS = ("closed_ended_staging", "closed_ended_referral", "closed_ended_biomarkers")
+CALIBRATED = "+calibrated"
+MAJORITY = "majority_class"
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _cell(metric: Mapping[str, float] | None, ci: bool = True) -> str:
+    if not metric:
+        return "-"
+    if ci and metric.get("ci_low") is not None:
+        return f"{metric['value']:.3f} [{metric['ci_low']:.3f}, {metric['ci_high']:.3f}]"
+    return f"{metric['value']:.3f}"
+
+
+def _results(metrics: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(r["model"], r["task"]): r["metrics"] for r in metrics.get("results", [])}
+
+
+def closed_ended_rows(metrics: Mapping[str, Any], specialist: str, base: str) -> list[str]:
+    """Markdown rows, one per task: accuracy and macro-F1 of each model, raw and calibrated."""
+    results = _results(metrics)
+    gaps = metrics.get("grounding") or {}
+    rows = []
+    for task in metrics.get("tasks", []):
+        def both(model: str, ci: bool = True) -> str:
+            found = results.get((model, task))
+            if not found:
+                return "-"
+            return f"{_cell(found['accuracy'], ci)} / {_cell(found['macro_f1'], ci)}"
+
+        gap = " / ".join(f"{gaps[m][task]['gap']:.2f}" if task in gaps.get(m, {}) else "-" for m in (base, specialist))
+        rows.append(f"| {task} | {both(MAJORITY, ci=False)} | {both(base, ci=False)} | {both(specialist)} | "
+                    f"{both(specialist + CALIBRATED)} | {gap} |")
+    return rows
+
+
+def report_rows(metrics: Mapping[str, Any] | None, model: str, source: str, tasks: tuple[str, ...]) -> list[str]:
+    """Stage and referral read from a model's reports: accuracy [CI] and the unparseable share."""
+    if not metrics:
+        return [f"| {source}: {', '.join(tasks)} | not run | | |"]
+    results = _results(metrics)
+    majority = {t: results.get((MAJORITY, t)) for t in tasks}
+    rows = []
+    for task in tasks:
+        found = results.get((model, task))
+        if found:
+            rows.append(f"| {source}: {task} | {_cell(found['accuracy'])} | {found['invalid_rate']['value']:.1%} | "
+                        f"{_cell(majority[task]['accuracy']) if majority[task] else '-'} |")
+    return rows
+
+
+def saliency_rows(summary: Mapping[str, Any] | None) -> list[str]:
+    """Per biomarker: phrases scored, pointing game against the uniform map, energy ratio."""
+    if not summary:
+        return ["| not run | | | |"]
+    return [f"| {r['biomarker']} | {r['phrases']} | {r['pointing_game']:.3f} vs {r['pointing_uniform']:.3f} | "
+            f"{r['energy_ratio_to_uniform']:.2f} |" for r in summary.get("per_biomarker", [])
+            if r.get("pointing_game") is not None]
+
+
+def training_rows(pipeline_dir: Path) -> list[str]:
+    """The last image-reliance gap per curriculum module of each training stage."""
+    rows = []
+    for step in ("train_part_1", "train_part_2"):
+        summary = _load(pipeline_dir / step / "training_summary.json")
+        if not summary or not summary.get("grounding"):
+            rows.append(f"| {step} | not run | |")
+            continue
+        last = summary["grounding"][-1]
+        modules = ", ".join(f"{m} {v['gap']:.3f}" for m, v in last.items() if m not in ("step", "all"))
+        rows.append(f"| {step} (step {last['step']}) | {last['all']['gap']:.3f} | {modules} |")
+    return rows
+
+
+def write_pipeline_summary(pipeline_dir: str | Path, specialist: str = "specialist_v5_192px",
+                           base: str = "retinavlm_base_192px") -> Path:
+    """Write `<pipeline_dir>/summary.md` from the pipeline's run folders and return its path."""
+    pipeline_dir = Path(pipeline_dir)
+    lines = ["# Pipeline summary", "",
+             "Test split. Raw = the option the model scores highest (summed log-likelihood); calibrated = the "
+             "same scores with per-option biases fitted on the validation split. 95% CIs by patient bootstrap. "
+             "Gap = image-reliance gap in nats (true answer's loss with another patient's scan minus with its own).",
+             "", "## Closed-ended tasks (accuracy / macro-F1)", "",
+             "| task | majority class | part-1 model, raw | specialist, raw | specialist, calibrated | gap part 1 / specialist |",
+             "|---|---|---|---|---|---|"]
+    for step in CLOSED_ENDED_STEPS:
+        metrics = _load(pipeline_dir / step / "metrics.json")
+        lines += closed_ended_rows(metrics, specialist, base) if metrics else [f"| {step} | not run | | | | |"]
+    lines += ["", "## Stage and referral read from the specialist's reports", "",
+              "| source | accuracy | unparseable | majority class |", "|---|---|---|---|"]
+    for step, source, tasks in (("two_step_staging", "two-step protocol", ("staging",)),
+                                ("two_step_referral", "two-step protocol", ("referral",)),
+                                ("open_ended", "open-ended judge", ("staging", "referral"))):
+        lines += report_rows(_load(pipeline_dir / step / "metrics.json"), specialist, source, tasks)
+    lines += ["", "## Saliency on the phantom's own reports (pointing game vs a uniform map)", "",
+              "| biomarker | phrases | pointing game vs uniform | energy share / uniform |", "|---|---|---|---|"]
+    lines += saliency_rows(_load(pipeline_dir / "saliency" / "localisation_summary.json"))
+    lines += ["", "## Image-reliance gap during training (validation, nats per answer token)", "",
+              "| stage | all modules | per module |", "|---|---|---|"]
+    lines += training_rows(pipeline_dir)
+    times = sorted(pipeline_dir.glob("*.done"))
+    if times:
+        lines += ["", "## Step times (seconds, this machine)", "", "| step | seconds |", "|---|---|"]
+        lines += [f"| {t.stem} | {t.read_text().strip()} |" for t in times]
+    out = pipeline_dir / "summary.md"
+    out.write_text("\n".join(lines) + "\n")
+    logger.info("wrote %s", out)
+    return out

@@ -1,0 +1,55 @@
+"""Mean and spread over training seeds: what `make seeds` reports instead of one lucky run.
+
+Reads `<seeds_dir>/seed_<s>/closed_ended_<group>/metrics.json` of every finished seed and writes
+`seed_summary.csv` (one row per model, task and metric: mean, standard deviation, min, max,
+number of seeds) and `seed_summary.md` beside them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+METRICS = ("accuracy", "macro_f1")
+
+
+def collect_seed_metrics(seeds_dir: str | Path) -> pd.DataFrame:
+    """One row per seed, model, task and metric from the seeds' closed-ended runs.
+
+    Raises:
+        FileNotFoundError: no finished seed under `seeds_dir`.
+    """
+    rows = []
+    for metrics_file in sorted(Path(seeds_dir).glob("seed_*/closed_ended_*/metrics.json")):
+        seed = metrics_file.parent.parent.name.removeprefix("seed_")
+        metrics = json.loads(metrics_file.read_text())
+        for result in metrics["results"]:
+            rows += [{"seed": seed, "model": result["model"], "task": result["task"], "metric": name,
+                      "value": result["metrics"][name]["value"]} for name in METRICS]
+        for model, tasks in (metrics.get("grounding") or {}).items():
+            rows += [{"seed": seed, "model": model, "task": task, "metric": "grounding_gap", "value": g["gap"]}
+                     for task, g in tasks.items()]
+    if not rows:
+        raise FileNotFoundError(f"no seed_*/closed_ended_*/metrics.json under {seeds_dir}; run `make seeds` first")
+    return pd.DataFrame(rows)
+
+
+def summarise_seeds(seeds_dir: str | Path) -> pd.DataFrame:
+    """Write `seed_summary.csv` and `seed_summary.md` in `seeds_dir`; return the summary table."""
+    frame = collect_seed_metrics(seeds_dir)
+    summary = (frame.groupby(["model", "task", "metric"], sort=False)["value"]
+               .agg(mean="mean", std="std", min="min", max="max", seeds="count").reset_index())
+    seeds_dir = Path(seeds_dir)
+    summary.to_csv(seeds_dir / "seed_summary.csv", index=False)
+    lines = [f"# Closed-ended results over {frame['seed'].nunique()} training seeds (test split)", "",
+             "| model | task | metric | mean | std | min | max | seeds |", "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r.model} | {r.task} | {r.metric} | {r.mean:.3f} | {r.std:.3f} | {r.min:.3f} | {r.max:.3f} | "
+              f"{r.seeds} |" for r in summary.fillna(0.0).itertuples()]
+    (seeds_dir / "seed_summary.md").write_text("\n".join(lines) + "\n")
+    logger.info("wrote %s", seeds_dir / "seed_summary.md")
+    return summary

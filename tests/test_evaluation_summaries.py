@@ -1,0 +1,72 @@
+"""The pipeline's summary page and the seed summary, from run folders laid out as the steps write them."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from evaluation.pipeline_summary import write_pipeline_summary
+from evaluation.seed_summary import summarise_seeds
+
+
+def _metric(value, low=None, high=None):
+    return {"value": value, "ci_low": low if low is not None else value - 0.05,
+            "ci_high": high if high is not None else value + 0.05}
+
+
+def _result(model, task, accuracy, macro_f1, invalid=0.0):
+    return {"model": model, "task": task, "metrics": {"accuracy": _metric(accuracy), "macro_f1": _metric(macro_f1),
+                                                     "invalid_rate": _metric(invalid, invalid, invalid)}}
+
+
+def _write(path, payload):
+    path.mkdir(parents=True, exist_ok=True)
+    (path / ("metrics.json" if "results" in payload else "training_summary.json")).write_text(json.dumps(payload))
+
+
+def test_pipeline_summary_reports_every_step_and_says_what_did_not_run(tmp_path):
+    pipe = tmp_path / "pipeline"
+    _write(pipe / "closed_ended_staging", {"tasks": ["staging"], "results": [
+        _result("specialist_v5_192px", "staging", 0.74, 0.71), _result("specialist_v5_192px+calibrated", "staging", 0.7, 0.69),
+        _result("retinavlm_base_192px", "staging", 0.52, 0.45), _result("majority_class", "staging", 0.18, 0.05)],
+        "grounding": {"specialist_v5_192px": {"staging": {"gap": 3.1}}, "retinavlm_base_192px": {"staging": {"gap": 0.7}}}})
+    _write(pipe / "open_ended", {"tasks": ["staging", "referral"], "results": [
+        _result("specialist_v5_192px", "staging", 0.61, 0.5, invalid=0.02),
+        _result("specialist_v5_192px", "referral", 0.8, 0.7), _result("majority_class", "referral", 0.62, 0.25)]})
+    _write(pipe / "train_part_2", {"grounding": [{"step": 800, "all": {"gap": 0.09},
+                                                  "10_staging_accuracy": {"gap": 0.6}}]})
+    (pipe / "saliency").mkdir()
+    (pipe / "saliency" / "localisation_summary.json").write_text(json.dumps({"per_biomarker": [
+        {"biomarker": "srf", "phrases": 12, "pointing_game": 0.25, "pointing_uniform": 0.05,
+         "energy_ratio_to_uniform": 1.8}]}))
+    (pipe / "train_part_2.done").write_text("412\n")
+
+    text = write_pipeline_summary(pipe).read_text()
+    assert "| staging | 0.180 / 0.050 | 0.520 / 0.450 | 0.740 [0.690, 0.790] / 0.710 [0.660, 0.760] | " \
+           "0.700 [0.650, 0.750] / 0.690 [0.640, 0.740] | 0.70 / 3.10 |" in text
+    assert "| closed_ended_referral | not run |" in text
+    assert "| open-ended judge: staging | 0.610 [0.560, 0.660] | 2.0% | - |" in text
+    assert "| open-ended judge: referral | 0.800 [0.750, 0.850] | 0.0% | 0.620 [0.570, 0.670] |" in text
+    assert "| two-step protocol: staging | not run |" in text
+    assert "| srf | 12 | 0.250 vs 0.050 | 1.80 |" in text
+    assert "| train_part_2 (step 800) | 0.090 | 10_staging_accuracy 0.600 |" in text
+    assert "| train_part_1 | not run |" in text
+    assert "| train_part_2 | 412 |" in text
+
+
+def test_seed_summary_gives_mean_and_spread(tmp_path):
+    for seed, accuracy in (("0", 0.70), ("1", 0.74), ("2", 0.72)):
+        _write(tmp_path / f"seed_{seed}" / "closed_ended_staging", {"tasks": ["staging"], "results": [
+            _result("specialist_v5_192px", "staging", accuracy, accuracy - 0.1)],
+            "grounding": {"specialist_v5_192px": {"staging": {"gap": 3.0}}}})
+    summary = summarise_seeds(tmp_path)
+    row = summary[(summary["task"] == "staging") & (summary["metric"] == "accuracy")].iloc[0]
+    assert row["mean"] == pytest.approx(0.72) and row["std"] == pytest.approx(0.02) and row["seeds"] == 3
+    assert pd.read_csv(tmp_path / "seed_summary.csv").shape[0] == 3  # accuracy, macro-F1, gap
+    assert "| specialist_v5_192px | staging | accuracy | 0.720 | 0.020 | 0.700 | 0.740 | 3 |" in \
+        (tmp_path / "seed_summary.md").read_text()
+
+
+def test_seed_summary_without_seeds_names_the_command(tmp_path):
+    with pytest.raises(FileNotFoundError, match="make seeds"):
+        summarise_seeds(tmp_path)
