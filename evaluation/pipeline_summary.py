@@ -76,7 +76,11 @@ def saliency_rows(summary: Mapping[str, Any] | None) -> list[str]:
     """Per biomarker: phrases scored, pointing game against the uniform map, energy ratio."""
     if not summary:
         return ["| not run | | | |"]
-    return [f"| {r['biomarker']} | {r['phrases']} | {r['pointing_game']:.3f} vs {r['pointing_uniform']:.3f} | "
+    def interval(r: Mapping[str, Any], key: str) -> str:
+        low, high = r.get(f"{key}_ci_low"), r.get(f"{key}_ci_high")
+        return f"{r[key]:.3f}" + (f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None else "")
+
+    return [f"| {r['biomarker']} | {r['phrases']} | {interval(r, 'pointing_game')} vs {interval(r, 'pointing_uniform')} | "
             f"{r['energy_ratio_to_uniform']:.2f} |" for r in summary.get("per_biomarker", [])
             if r.get("pointing_game") is not None]
 

@@ -96,6 +96,20 @@ def score_map(saliency: np.ndarray, mask: np.ndarray, tolerance_px: int = 0) -> 
     return result
 
 
+def paired_bootstrap_ci(first: np.ndarray, second: np.ndarray, n_resamples: int = 1000,
+                        seed: int = 0) -> tuple[tuple[float, float], tuple[float, float]]:
+    """95% percentile-bootstrap intervals of two paired means, resampling the same phrases for both.
+
+    Written here rather than taken from `evaluation.statistics` because saliency sits below
+    evaluation in the layering; it is the plain percentile bootstrap over phrases.
+    """
+    if len(first) == 0:
+        return (float("nan"), float("nan")), (float("nan"), float("nan"))
+    picks = np.random.default_rng(seed).integers(0, len(first), size=(n_resamples, len(first)))
+    intervals = [np.percentile(values[picks].mean(axis=1), [2.5, 97.5]) for values in (first, second)]
+    return tuple(tuple(float(v) for v in ci) for ci in intervals)  # type: ignore[return-value]
+
+
 def summarise_scores(rows: Sequence[Mapping]) -> pd.DataFrame:
     """Per-biomarker means of the scores against the uniform baseline, plus an `all` row.
 
@@ -107,7 +121,8 @@ def summarise_scores(rows: Sequence[Mapping]) -> pd.DataFrame:
         uniform baselines over the same phrases (paired), and the energy-share ratio to the
         baseline (> 1 means more saliency on the lesion than a uniform map puts there).
     """
-    columns = ["biomarker", "phrases", "empty_maps", "flat_maps", "pointing_game", "pointing_uniform",
+    columns = ["biomarker", "phrases", "empty_maps", "flat_maps", "pointing_game", "pointing_game_ci_low",
+               "pointing_game_ci_high", "pointing_uniform", "pointing_uniform_ci_low", "pointing_uniform_ci_high",
                "energy_share", "energy_uniform", "energy_ratio_to_uniform"]
     if not rows:
         return pd.DataFrame(columns=columns)
@@ -118,10 +133,14 @@ def summarise_scores(rows: Sequence[Mapping]) -> pd.DataFrame:
         pointed = group[group["pointing_hit"].notna()]
         weighed = group[group["energy_share"].notna()]
         energy, uniform = weighed["energy_share"].mean(), weighed["energy_uniform"].mean()
+        hit_ci, uniform_ci = paired_bootstrap_ci(pointed["pointing_hit"].to_numpy(float),
+                                                 pointed["pointing_uniform"].to_numpy(float))
         summary.append({
             "biomarker": name, "phrases": len(group), "empty_maps": int(group["map_empty"].astype(bool).sum()),
             "flat_maps": int((group["map_flat"] == True).sum()) if "map_flat" in group else 0,  # noqa: E712 (NaN-safe)
-            "pointing_game": pointed["pointing_hit"].mean(), "pointing_uniform": pointed["pointing_uniform"].mean(),
+            "pointing_game": pointed["pointing_hit"].mean(), "pointing_game_ci_low": hit_ci[0],
+            "pointing_game_ci_high": hit_ci[1], "pointing_uniform": pointed["pointing_uniform"].mean(),
+            "pointing_uniform_ci_low": uniform_ci[0], "pointing_uniform_ci_high": uniform_ci[1],
             "energy_share": energy, "energy_uniform": uniform,
             "energy_ratio_to_uniform": energy / uniform if uniform and uniform > 0 else float("nan"),
         })

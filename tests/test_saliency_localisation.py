@@ -118,7 +118,18 @@ def test_summary_per_biomarker_against_the_uniform_baseline():
     assert summary.loc["all", "pointing_uniform"] == pytest.approx(0.2)
     assert summary.loc["all", "energy_uniform"] == pytest.approx(0.2)
     assert summary.loc["all", "phrases"] == 4
+    # Bootstrap intervals over the phrases: two srf phrases hit 1 and 0, so the interval spans both.
+    assert summary.loc["srf", "pointing_game_ci_low"] == 0.0 and summary.loc["srf", "pointing_game_ci_high"] == 1.0
+    assert 0.1 <= summary.loc["srf", "pointing_uniform_ci_low"] < summary.loc["srf", "pointing_uniform_ci_high"] <= 0.3
     assert summarise_scores([]).empty
+
+
+def test_pointing_interval_separates_a_map_that_always_hits_from_uniform():
+    rows = [{"biomarker": "srf", "pointing_hit": 1.0, "pointing_uniform": 0.05 + 0.01 * (i % 3), "energy_share": 0.5,
+             "energy_uniform": 0.05, "map_empty": False} for i in range(20)]
+    summary = summarise_scores(rows).set_index("biomarker")
+    assert summary.loc["srf", "pointing_game_ci_low"] == 1.0
+    assert summary.loc["srf", "pointing_uniform_ci_high"] <= 0.07
 
 
 def test_saved_mask_image_round_trip_is_boolean(tmp_path):
