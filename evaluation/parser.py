@@ -3,10 +3,13 @@
 "No signs of late wet AMD; this is intermediate AMD" names two stages; the first is denied, so the
 answer is intermediate. The parser finds every mention of a class (phrasings in
 `answer_lexicon.yaml`, biomarker synonyms in `dataset/clinical/amd_oct.yaml`), decides for each
-whether it is asserted or denied (a negation cue earlier in the same clause, or a denial right
-after it), ranks the asserted ones (after an answer cue > after a contrast > plain) and returns the
-winner, or None (invalid) when nothing maps, the answer hedges between classes, or it names only
-an unspecific group such as "late wet AMD" without its activity.
+whether it is asserted or denied (a negation or comparison cue earlier in the same clause, a
+denial right after it, a negative value after a separator as in "SHRM: absent", or a negative
+label heading a list as in "Absent: SHRM, SRF"), ranks the asserted ones (a stated answer naming
+the task, "Stage: X" / "The stage is X" / "Triage: X" > after an answer cue > after a contrast >
+plain) and returns the winner, or None (invalid) when nothing maps or the answer hedges between
+classes. A mention of late wet AMD without its activity takes the activity from the rest of the
+answer (an explicit word, else whether it names fluid); without either it is invalid.
 
 Hand-written because no well-kept library parses clinical answers; negation handling follows the
 NegEx idea (trigger words with a clause-bounded scope).
@@ -26,8 +29,13 @@ from evaluation.tasks import ABSENT, PRESENT, Task
 
 LEXICON_FILE = Path(__file__).with_name("answer_lexicon.yaml")
 FLAGS = re.IGNORECASE
-TIER_PLAIN, TIER_CONTRAST, TIER_ANSWER = 1, 2, 3
+TIER_PLAIN, TIER_CONTRAST, TIER_ANSWER, TIER_STATED = 1, 2, 3, 4
 SENTENCE_END = re.compile(r"[.!?\n]")
+LABEL_SCOPE_END = re.compile(r"[.!?]|\n\s*\n")  # a labelled list runs over line breaks, not sentences
+SINGLE_KEYS = ("negation_before", "list_negation", "negation_after", "affirmation_after", "scope_break",
+               "answer_cue", "contrast_cue", "hedge", "yes_answer", "no_answer", "healthy_absent",
+               "attribute_separator", "negative_value", "negative_label", "any_label", "fluid_absent",
+               "activity_inactive", "activity_active")
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,14 @@ class Lexicon:
     yes_answer: re.Pattern
     no_answer: re.Pattern
     healthy_absent: re.Pattern
+    attribute_separator: re.Pattern
+    negative_value: re.Pattern
+    negative_label: re.Pattern
+    any_label: re.Pattern
+    fluid_absent: re.Pattern
+    activity_inactive: re.Pattern
+    activity_active: re.Pattern
+    stated_cues: dict[str, re.Pattern]  # task kind -> cue that states the answer
 
 
 def _check_ids(section: dict, known: tuple[str, ...], name: str, path: Path) -> None:
@@ -90,6 +106,8 @@ def load_lexicon(path: str | Path = LEXICON_FILE) -> Lexicon:
     raw = yaml.safe_load(path.read_text())
     _check_ids(raw["stages"], STAGES, "stages", path)
     _check_ids(raw["referrals"], REFERRALS, "referrals", path)
+    raw["stages"] = {k: _expand(v, raw.get("placeholders", {})) for k, v in raw["stages"].items()}
+    raw["referrals"] = {k: _expand(v, raw.get("referral_placeholders", {})) for k, v in raw["referrals"].items()}
     knowledge = load_knowledge()
     staging: list[tuple[str | None, re.Pattern]] = []
     for stage in knowledge.stages:
@@ -108,10 +126,19 @@ def load_lexicon(path: str | Path = LEXICON_FILE) -> Lexicon:
         phrases = sorted({biomarker.name, biomarker.id, *biomarker.synonyms}, key=len, reverse=True)
         classes[biomarker.id] = [(PRESENT, re.compile(_phrase_pattern(p) if "_" in p else
                                                       rf"\b{re.escape(p)}\b", FLAGS)) for p in phrases]
-    single = {k: re.compile(raw[k], FLAGS) for k in (
-        "negation_before", "list_negation", "negation_after", "affirmation_after", "scope_break",
-        "answer_cue", "contrast_cue", "hedge", "yes_answer", "no_answer", "healthy_absent")}
-    return Lexicon(classes=classes, **single)
+    single = {k: re.compile(raw[k], FLAGS) for k in SINGLE_KEYS}
+    stated = {kind: re.compile(pattern, FLAGS) for kind, pattern in raw["stated_cues"].items()}
+    return Lexicon(classes=classes, stated_cues=stated, **single)
+
+
+def _expand(patterns: list[str], placeholders: dict[str, str]) -> list[str]:
+    """Patterns with each `{NAME}` placeholder replaced by its (non-capturing) regex."""
+    out = []
+    for pattern in patterns:
+        for name, value in placeholders.items():
+            pattern = pattern.replace("{" + name + "}", f"(?:{value})")
+        out.append(pattern)
+    return out
 
 
 def _find_spans(text: str,
@@ -132,7 +159,19 @@ def _last_end(pattern: re.Pattern, text: str) -> int:
     return ends[-1] if ends else 0
 
 
-def _is_negated(text: str, start: int, end: int, lex: Lexicon, lists_cross_commas: bool) -> bool:
+def _under_negative_label(text: str, start: int, lex: Lexicon) -> bool:
+    """Whether the mention is an item of a list headed by a negative label ("Absent: A, B")."""
+    before = text[_last_end(LABEL_SCOPE_END, text[:start]):start]
+    labels = list(lex.any_label.finditer(before))
+    return bool(labels) and bool(lex.negative_label.search(before[labels[-1].start():labels[-1].end()]))
+
+
+def _is_negated(text: str, start: int, end: int, lex: Lexicon, kind: str) -> bool:
+    separator = lex.attribute_separator.match(text[end:])
+    if separator and lex.negative_value.match(text[end + separator.end():]):
+        return True  # "SHRM: absent", "Drusen - none", "SRF = 0"
+    if _under_negative_label(text, start, lex):
+        return True
     scope = text[_last_end(lex.scope_break, text[:start]):start]
     after = text[end:]
     next_break = lex.scope_break.search(after)
@@ -141,16 +180,21 @@ def _is_negated(text: str, start: int, end: int, lex: Lexicon, lists_cross_comma
         return True
     comma = scope.rfind(",")
     clause = scope[comma + 1:] if comma >= 0 else scope
-    if lex.negation_before.search(clause):
+    # Only what follows a stating cue can deny: "I would stage this as X" states X.
+    cue_end = max(_last_end(lex.stated_cues[kind], clause), _last_end(lex.answer_cue, clause))
+    if lex.negation_before.search(clause[cue_end:]):
         return True
     # "no drusen, PED or SRF" denies all three, unless the later item is affirmed ("no SRF, IRF present").
-    if comma >= 0 and lists_cross_commas and lex.list_negation.search(scope[:comma]):
+    if comma >= 0 and kind == "biomarker" and lex.list_negation.search(scope[:comma]):
         return not lex.affirmation_after.search(after)
     return False
 
 
-def _tier(text: str, start: int, lex: Lexicon) -> int:
+def _tier(text: str, start: int, lex: Lexicon, kind: str) -> int:
     sentence = text[_last_end(SENTENCE_END, text[:start]):start]
+    stated = lex.stated_cues.get(kind)
+    if stated is not None and stated.search(sentence):
+        return TIER_STATED
     if lex.answer_cue.search(sentence):
         return TIER_ANSWER
     if lex.contrast_cue.search(sentence):
@@ -170,8 +214,8 @@ def find_mentions(text: str, key: str, lexicon: Lexicon | None = None) -> list[M
         Mentions with their class (`present` for a biomarker), denial and rank.
     """
     lex = lexicon or load_lexicon()
-    lists_cross_commas = key not in ("staging", "referral")
-    return [Mention(s, e, value, _is_negated(text, s, e, lex, lists_cross_commas), _tier(text, s, lex))
+    kind = key if key in ("staging", "referral") else "biomarker"
+    return [Mention(s, e, value, _is_negated(text, s, e, lex, kind), _tier(text, s, lex, kind))
             for s, e, value in _find_spans(text, lex.classes[key])]
 
 
@@ -194,7 +238,7 @@ def _choose(text: str, asserted: list[Mention], lex: Lexicon) -> str | None:
     for left, right in zip(top, top[1:]):
         if left.value != right.value and lex.hedge.search(text[left.end:right.start]):
             return None
-    if best == TIER_ANSWER:
+    if best in (TIER_ANSWER, TIER_STATED):
         # The conclusion that comes last wins; within its sentence, the first class after the cue.
         last_sentence = _last_end(SENTENCE_END, text[:top[-1].start])
         return next(m for m in top if m.start >= last_sentence).value
@@ -229,7 +273,34 @@ def parse_answer(text: str | None, task: Task, lexicon: Lexicon | None = None) -
     if exact:
         return exact
     asserted = [m for m in find_mentions(text, task.kind, lex) if not m.negated]
-    return _choose(text, asserted, lex) if asserted else None
+    if not asserted:
+        return None
+    chosen = _choose(text, asserted, lex)
+    if chosen is None and task.kind == "staging" and _only_unspecific_wet(text, asserted, lex):
+        return _wet_activity(text, lex)
+    return chosen
+
+
+def _only_unspecific_wet(text: str, asserted: list[Mention], lex: Lexicon) -> bool:
+    """Whether the winning mentions name only late wet AMD without its activity."""
+    best = max(m.tier for m in asserted)
+    top = [m for m in asserted if m.tier == best]
+    return all(m.value is None for m in top) and not any(
+        m.value not in (None, "late_wet_inactive", "late_wet_active") for m in asserted)
+
+
+def _wet_activity(text: str, lex: Lexicon) -> str | None:
+    """The activity of late wet AMD from the rest of the answer: an explicit word, else fluid."""
+    if lex.activity_inactive.search(text):
+        return "late_wet_inactive"
+    if lex.activity_active.search(text):
+        return "late_wet_active"
+    fluid = [m for key in ("srf", "irf") for m in find_mentions(text, key, lex)]
+    if any(not m.negated for m in fluid):
+        return "late_wet_active"
+    if fluid or lex.fluid_absent.search(text):
+        return "late_wet_inactive"
+    return None
 
 
 def _parse_biomarker(text: str, task: Task, lex: Lexicon) -> str | None:
@@ -242,6 +313,8 @@ def _parse_biomarker(text: str, task: Task, lex: Lexicon) -> str | None:
         best = max(m.tier for m in mentions)
         top = [m for m in mentions if m.tier == best]
         return PRESENT if any(not m.negated for m in top) else ABSENT
+    if task.biomarker in ("srf", "irf") and lex.fluid_absent.search(text):
+        return ABSENT
     if lex.healthy_absent.search(text):
         return ABSENT
     return None

@@ -135,3 +135,157 @@ def test_task_options_follow_config():
         build_tasks("referral", {"question": "q", "options": {"later": "x"}})
     srf = build_tasks("biomarkers", {"question": "Is there any {biomarker}?"}, ["srf"])[0]
     assert srf.question == "Is there any subretinal fluid?" and srf.label_column == "srf"
+
+
+# --- Classes of phrasing (issue 14, item 4; issue 13: the stated stage). Each class is tested over
+# many surface forms, so the parser generalises rather than matching the listed sentences.
+
+# A finding, a separator, a value: "SHRM: absent", "Drusen - none", "SRF = 0".
+FINDING_NAMES = [("biomarker_shrm", "SHRM"), ("biomarker_srf", "Subretinal fluid"), ("biomarker_srf", "SRF"),
+                 ("biomarker_drusen", "Drusen"), ("biomarker_irf", "Intraretinal fluid"), ("biomarker_ped", "PED"),
+                 ("biomarker_hrf", "Hyperreflective foci"), ("biomarker_double_layer_sign", "Double-layer sign")]
+SEPARATORS = [": ", " - ", " = ", ":\t", " : "]
+NEGATIVE_VALUES = ["absent", "none", "None seen", "not seen", "not present", "negative", "no", "nil", "not detected",
+                   "Absent.", "none.", "0", "-", "not identified", "no evidence", "NOT SEEN"]
+POSITIVE_VALUES = ["present", "yes", "seen", "small volume nasally", "large, foveal", "Present.", "1 focus temporally",
+                   "many"]
+ATTRIBUTE_VALUE = (
+    [(task, f"{name}{sep}{value}", "absent") for task, name in FINDING_NAMES for sep in SEPARATORS[:2]
+     for value in NEGATIVE_VALUES]
+    + [(task, f"{name}{sep}{value}", "absent") for task, name in FINDING_NAMES[:3] for sep in SEPARATORS[2:]
+       for value in NEGATIVE_VALUES[:6]]
+    + [(task, f"{name}{sep}{value}", "present") for task, name in FINDING_NAMES for sep in SEPARATORS[:2]
+       for value in POSITIVE_VALUES])
+
+# Several findings in one structured answer or report: each is read on its own.
+STRUCTURED = [
+    ("Subretinal fluid: not seen. Intraretinal fluid: present.", {"srf": "absent", "irf": "present"}),
+    ("Drusen: large, nasal\nSHRM: absent\nSRF: none\nIRF: small cysts", {"drusen": "present", "shrm": "absent",
+                                                                          "srf": "absent", "irf": "present"}),
+    ("Drusen - none; PED - drusenoid; SRF - no", {"drusen": "absent", "ped": "present", "srf": "absent"}),
+    ("Absent: SHRM, subretinal fluid, intraretinal fluid. Present: drusen.",
+     {"shrm": "absent", "srf": "absent", "irf": "absent", "drusen": "present"}),
+    ("Not seen: drusen and hyperreflective foci. Seen: SHRM.", {"drusen": "absent", "hrf": "absent", "shrm": "present"}),
+    ("Negative for: SRF, IRF\nPositive for: drusen", {"srf": "absent", "irf": "absent", "drusen": "present"}),
+    ("Pertinent negatives: subretinal fluid, SHRM.", {"srf": "absent", "shrm": "absent"}),
+    ("SRF and IRF are both absent; drusen are present.", {"srf": "absent", "irf": "absent", "drusen": "present"}),
+    ("Subretinal fluid and SHRM are not seen, but drusen are.", {"srf": "absent", "shrm": "absent"}),
+    ("No fluid.", {"srf": "absent", "irf": "absent"}),
+    ("The macula is dry, without any fluid.", {"srf": "absent", "irf": "absent"}),
+    ("Fluid: none. Drusen: many, confluent.", {"srf": "absent", "irf": "absent", "drusen": "present"}),
+    ("There is none.", {"srf": "absent"}),
+    ("Healthy: no. SRF: yes.", {"srf": "present"}),
+]
+STRUCTURED_CASES = [(f"biomarker_{b}", text, value) for text, values in STRUCTURED for b, value in values.items()]
+
+# Time frames, negated or not, and the reference's referral wording.
+REFERRAL_CLASSES = [
+    ("does not need to be seen within two weeks; a routine referral is appropriate", "routine"),
+    ("The patient does not need to be seen within 2 weeks, so a routine referral is appropriate.", "routine"),
+    ("Need not be seen urgently; routine referral.", "routine"),
+    ("Doesn't have to be seen within two weeks - refer routinely.", "routine"),
+    ("No need to be seen in the next two weeks; routine review.", "routine"),
+    ("Not within two weeks: this is a routine referral.", "routine"),
+    ("An urgent referral is not needed; a routine referral is appropriate.", "routine"),
+    ("Urgent referral is not required. Routine.", "routine"),
+    ("must be seen within the next two weeks", "within_two_weeks"),
+    ("The patient must be seen within the next two weeks.", "within_two_weeks"),
+    ("Should be seen within the next 2 weeks because of fluid.", "within_two_weeks"),
+    ("Needs to be seen in the next two weeks.", "within_two_weeks"),
+    ("Seen within 14 days.", "within_two_weeks"),
+    ("Refer to be seen in 2/52.", "within_two_weeks"),
+    ("Within a fortnight.", "within_two_weeks"),
+    ("Refer as soon as possible for anti-VEGF treatment.", "within_two_weeks"),
+    ("Urgent referral is needed, not a routine one.", "within_two_weeks"),
+    ("A routine referral is appropriate.", "routine"),
+    ("Refer routinely to the medical retina clinic.", "routine"),
+    ("Routine referral (general attention by a retina specialist).", "routine"),
+    ("Referral: routine", "routine"),
+    ("Triage outcome: seen within two weeks", "within_two_weeks"),
+    ("Triage: not seen", "not_seen"),
+    ("The patient does not need to be seen.", "not_seen"),
+    ("No referral is required; discharge.", "not_seen"),
+    ("No further action.", "not_seen"),
+    ("The patient can be discharged; no follow-up.", "not_seen"),
+    ("Stage: late wet AMD (active). Triage: routine referral.", "routine"),
+    ("Within two weeks or routine.", None),
+]
+
+# Late wet AMD with its activity as a qualifier after a comma, bracket or dash, or elsewhere.
+WET_ACTIVITY = [
+    ("late wet AMD, currently inactive", "late_wet_inactive"),
+    ("Late wet AMD, currently active", "late_wet_active"),
+    ("Late wet AMD (currently inactive).", "late_wet_inactive"),
+    ("late wet AMD - inactive", "late_wet_inactive"),
+    ("Wet AMD (inactive)", "late_wet_inactive"),
+    ("Neovascular AMD, clinically inactive.", "late_wet_inactive"),
+    ("Late wet AMD, which is active.", "late_wet_active"),
+    ("Late wet AMD, but currently inactive.", "late_wet_inactive"),
+    ("Late wet AMD, not active.", "late_wet_inactive"),
+    ("Late wet AMD, no longer active.", "late_wet_inactive"),
+    ("late-stage wet AMD (active)", "late_wet_active"),
+    ("Late wet AMD, quiescent.", "late_wet_inactive"),
+    ("Inactive CNV.", "late_wet_inactive"),
+    ("Late wet AMD without signs of activity.", "late_wet_inactive"),
+    ("Late wet AMD with no fluid.", "late_wet_inactive"),
+    ("Late wet AMD. No fluid is present.", "late_wet_inactive"),
+    ("Late wet AMD; subretinal fluid is present.", "late_wet_active"),
+    ("Stage: late wet AMD. The lesion is currently inactive.", "late_wet_inactive"),
+    ("The stage is late wet AMD, at present active.", "late_wet_active"),
+    ("Late wet AMD.", None),
+]
+
+# A stated stage ("Stage: X", "The stage is X", "consistent with X") wins over stages named in
+# negations, comparisons or other sections of a report (the reports of issue 13).
+STATED_STAGE = [
+    ("Stage: intermediate AMD, since the a few hyperreflective material ... place it there. It is not late wet AMD "
+     "(inactive), because nothing meets its criteria. Triage: Any sign of late wet AMD (inactive). It is more "
+     "advanced than late wet AMD (active).", "intermediate"),
+    ("Stage: early AMD. It is not late wet AMD (inactive).", "early"),
+    ("Stage: intermediate AMD. It is more advanced than early AMD and less advanced than late dry AMD.",
+     "intermediate"),
+    ("The stage is late dry AMD. Late wet AMD (active) would need fluid.", "late_dry"),
+    ("The findings are consistent with intermediate AMD; late wet AMD (inactive) is ruled out.", "intermediate"),
+    ("Drusen and SHRM. Triage: any sign of late wet AMD (inactive) means a routine referral. Stage: intermediate AMD.",
+     "intermediate"),
+    ("AMD stage: healthy. Early AMD would require drusen.", "healthy"),
+    ("I would stage this as late wet AMD (inactive), as opposed to late wet AMD (active).", "late_wet_inactive"),
+    ("Staged as early AMD rather than intermediate AMD.", "early"),
+    ("Diagnosis: late dry AMD, unlike late wet AMD (inactive) there is no SHRM.", "late_dry"),
+    ("There is a risk of progression to late dry AMD. Stage: intermediate AMD.", "intermediate"),
+    ("Intermediate AMD is excluded. The stage is early AMD.", "early"),
+    ("Healthy: no. Early AMD: no. Intermediate AMD: yes.", "intermediate"),
+    ("Grade: late wet AMD (active); compared with late wet AMD (inactive) there is fluid.", "late_wet_active"),
+]
+
+
+@pytest.mark.parametrize("task,text,expected", ATTRIBUTE_VALUE + STRUCTURED_CASES)
+def test_attribute_value_phrasings(task, text, expected):
+    assert parse_answer(text, TASKS[task]) == expected
+
+
+@pytest.mark.parametrize("text,expected", REFERRAL_CLASSES)
+def test_referral_time_frames_and_reference_wording(text, expected):
+    assert parse_answer(text, TASKS["referral"]) == expected
+
+
+@pytest.mark.parametrize("text,expected", WET_ACTIVITY + STATED_STAGE)
+def test_wet_activity_and_stated_stage(text, expected):
+    assert parse_answer(text, TASKS["staging"]) == expected
+
+
+def test_the_class_tables_are_large():
+    assert len(ATTRIBUTE_VALUE) >= 300 and len(STRUCTURED_CASES) >= 30
+    assert len(REFERRAL_CLASSES) + len(WET_ACTIVITY) + len(STATED_STAGE) >= 60
+
+
+def test_long_answers_parse_quickly():
+    # Regexes with nested repetition can take minutes on a long report (found: 220 s for this one).
+    import time
+
+    text = ("Stage: intermediate AMD, since the hyperreflective material and drusen and SHRM and fluid and scars "
+            "and more place it there. " * 6 + "SRF and IRF and drusen and PED and SHRM and HRF and fibrosis " * 4)
+    start = time.perf_counter()
+    for task in TASKS.values():
+        parse_answer(text, task)
+    assert time.perf_counter() - start < 5
