@@ -35,7 +35,7 @@ LABEL_SCOPE_END = re.compile(r"[.!?]|\n\s*\n")  # a labelled list runs over line
 SINGLE_KEYS = ("negation_before", "list_negation", "negation_after", "affirmation_after", "scope_break",
                "answer_cue", "contrast_cue", "hedge", "yes_answer", "no_answer", "healthy_absent",
                "attribute_separator", "negative_value", "negative_label", "any_label", "fluid_absent",
-               "activity_inactive", "activity_active")
+               "activity_inactive", "activity_active", "stated_after", "concession")
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,8 @@ class Lexicon:
     fluid_absent: re.Pattern
     activity_inactive: re.Pattern
     activity_active: re.Pattern
+    stated_after: re.Pattern
+    concession: re.Pattern
     stated_cues: dict[str, re.Pattern]  # task kind -> cue that states the answer
 
 
@@ -190,10 +192,11 @@ def _is_negated(text: str, start: int, end: int, lex: Lexicon, kind: str) -> boo
     return False
 
 
-def _tier(text: str, start: int, lex: Lexicon, kind: str) -> int:
+def _tier(text: str, start: int, end: int, lex: Lexicon, kind: str) -> int:
     sentence = text[_last_end(SENTENCE_END, text[:start]):start]
+    sentence = sentence[_last_end(lex.concession, sentence):]
     stated = lex.stated_cues.get(kind)
-    if stated is not None and stated.search(sentence):
+    if (stated is not None and stated.search(sentence)) or (kind != "biomarker" and lex.stated_after.match(text[end:])):
         return TIER_STATED
     if lex.answer_cue.search(sentence):
         return TIER_ANSWER
@@ -215,7 +218,7 @@ def find_mentions(text: str, key: str, lexicon: Lexicon | None = None) -> list[M
     """
     lex = lexicon or load_lexicon()
     kind = key if key in ("staging", "referral") else "biomarker"
-    return [Mention(s, e, value, _is_negated(text, s, e, lex, kind), _tier(text, s, lex, kind))
+    return [Mention(s, e, value, _is_negated(text, s, e, lex, kind), _tier(text, s, e, lex, kind))
             for s, e, value in _find_spans(text, lex.classes[key])]
 
 

@@ -289,3 +289,38 @@ def test_long_answers_parse_quickly():
     for task in TASKS.values():
         parse_answer(text, task)
     assert time.perf_counter() - start < 5
+
+
+# Answer formats seen from chat models: markdown, numbered sections, questions answered in place,
+# post-positioned statements, concessions.
+FORMATS = [
+    ("staging", "**Stage:** Intermediate AMD", "intermediate"),
+    ("staging", "1) Findings: large drusen. 2) Stage: intermediate AMD. 3) Referral: routine.", "intermediate"),
+    ("staging", "AMD stage: Intermediate (large drusen >125 um)", "intermediate"),
+    ("staging", "Intermediate AMD is the most likely stage, although early AMD cannot be excluded.", "intermediate"),
+    ("staging", "Late wet AMD (inactive) is the final diagnosis; late wet AMD (active) was considered.",
+     "late_wet_inactive"),
+    ("staging", "Based on the findings, I would classify this as early AMD.", "early"),
+    ("staging", "Normal.", "healthy"),
+    ("staging", "The retina appears normal.", "healthy"),
+    ("staging", "Late wet AMD (neovascular), active", "late_wet_active"),
+    ("referral", "Referral urgency: Routine", "routine"),
+    ("referral", "**Triage:** Seen within two weeks", "within_two_weeks"),
+    ("referral", "Seen within two weeks? No. Routine? Yes.", "routine"),
+    ("referral", "Referral: not required", "not_seen"),
+    ("referral", "Refer routinely within 6 weeks.", "routine"),
+    ("referral", "Should be seen within two weeks, not routinely.", "within_two_weeks"),
+    ("biomarker_drusen", "Drusen? Yes", "present"),
+    ("biomarker_drusen", "drusen (+)", "present"),
+    ("biomarker_srf", "No drusen are visible, but SRF is.", "present"),
+    ("biomarker_ped", "PED: No PED identified.", "absent"),
+    ("biomarker_hrf", "Hyperreflective foci: a few in the outer retina.", "present"),
+    ("biomarker_srf", "Is there subretinal fluid? Absent.", "absent"),
+    ("biomarker_srf", "Subretinal fluid present: no", "absent"),
+    ("biomarker_srf", "Subretinal fluid present: yes", "present"),
+]
+
+
+@pytest.mark.parametrize("task,text,expected", FORMATS)
+def test_chat_model_answer_formats(task, text, expected):
+    assert parse_answer(text, TASKS[task]) == expected
