@@ -10,10 +10,12 @@ import pandas as pd
 from PIL import Image
 
 from dataset.annotations import load_annotations, split_of
+from dataset.errors import ConfigError
 from dataset.images import ImageReadError, load_scan
 from dataset.transforms import build_scan_transform
 
 logger = logging.getLogger(__name__)
+UNREADABLE_MODES = ("stop", "skip")
 
 
 def load_evaluation_table(dataset_cfg: Mapping[str, Any], split: str = "test",
@@ -29,14 +31,54 @@ def load_evaluation_table(dataset_cfg: Mapping[str, Any], split: str = "test",
         (full table, evaluation rows).
 
     Raises:
-        dataset.annotations.AnnotationError: the table is invalid or has no such split.
+        dataset.annotations.AnnotationError: the table is invalid or has no such split (with
+            `dataset.unreadable_images=stop`, the default, also any missing or corrupt image).
+        ImageReadError: with `skip`, no image of the split is usable.
     """
-    table = load_annotations(dataset_cfg["annotations_file"], dataset_cfg.get("images_dir"))
+    mode = str(dataset_cfg.get("unreadable_images") or "stop")
+    if mode not in UNREADABLE_MODES:
+        raise ConfigError(f"dataset.unreadable_images={mode!r} is unknown; use one of {', '.join(UNREADABLE_MODES)}")
+    table = load_annotations(dataset_cfg["annotations_file"], dataset_cfg.get("images_dir"),
+                             check_images=mode == "stop")
     rows = split_of(table, split)
     if max_images:
         rows = rows.head(int(max_images)).reset_index(drop=True)
+    if mode == "skip":
+        rows = _usable_rows(rows, dataset_cfg, split)
     logger.info("evaluating %d %s images of %d patients", len(rows), split, rows["patient_id"].nunique())
     return table, rows
+
+
+def _usable_rows(rows: pd.DataFrame, dataset_cfg: Mapping[str, Any], split: str) -> pd.DataFrame:
+    """The rows whose scan loads and is at least the crop (`dataset.unreadable_images=skip`); each
+    other row is logged with its reason.
+
+    Raises:
+        ImageReadError: no row of the split is usable.
+    """
+    transform = _transform(dataset_cfg)
+    keep, skipped = [], []
+    for position, (image_id, path) in enumerate(zip(rows["image_id"].astype(str), rows["image_file"])):
+        try:
+            transform(load_scan(path))
+            keep.append(position)
+        except (ImageReadError, OSError, ValueError) as err:
+            skipped.append(image_id)
+            logger.warning("skipping %s image %s (%s): %s", split, image_id, path,
+                           str(err).replace(str(path), "").strip(" :"))
+    if not keep:
+        raise ImageReadError(f"none of the {len(rows)} {split} images can be used (e.g. {', '.join(skipped[:5])}); "
+                             "see the warnings above")
+    if skipped:
+        logger.warning("dataset.unreadable_images=skip: %d of %d %s images left out: %s", len(skipped), len(rows),
+                       split, ", ".join(skipped))
+    return rows.iloc[keep].reset_index(drop=True)
+
+
+def _transform(dataset_cfg: Mapping[str, Any]):
+    size = (int(dataset_cfg["image_height"]), int(dataset_cfg["image_width"])) \
+        if dataset_cfg.get("image_height") else None
+    return build_scan_transform(int(dataset_cfg["crop_size"]), None, image_size=size)
 
 
 def load_model_images(rows: pd.DataFrame, dataset_cfg: Mapping[str, Any]) -> list[Image.Image]:
@@ -46,9 +88,7 @@ def load_model_images(rows: pd.DataFrame, dataset_cfg: Mapping[str, Any]) -> lis
         ImageReadError: any scan is unreadable or smaller than the crop; every such row is named
             (image id and reason), not only the first, since evaluation must not drop test images.
     """
-    size = (int(dataset_cfg["image_height"]), int(dataset_cfg["image_width"])) \
-        if dataset_cfg.get("image_height") else None
-    transform = build_scan_transform(int(dataset_cfg["crop_size"]), None, image_size=size)
+    transform = _transform(dataset_cfg)
     images, bad = [], []
     ids = rows["image_id"].astype(str) if "image_id" in rows.columns else rows["image_file"].astype(str)
     for image_id, path in zip(ids, rows["image_file"]):

@@ -140,3 +140,26 @@ def test_truncated_and_nan_scans(tmp_path):
     Image.fromarray(pixels, mode="F").save(tmp_path / "nan.tif")
     scan = np.asarray(load_scan(tmp_path / "nan.tif"))
     assert scan.dtype == np.uint8 and scan.max() == 255
+
+
+def test_evaluation_skips_unusable_test_images_only_when_asked(tmp_path, caplog):
+    import logging
+
+    from dataset.annotations import AnnotationError
+    from evaluation.data import load_evaluation_table
+    from evaluation_helpers import write_tiny_dataset
+
+    table = write_tiny_dataset(tmp_path / "data")
+    (tmp_path / "data" / "images" / "test1.png").write_bytes(b"not a png")
+    Image.new("L", (4, 4), 128).save(tmp_path / "data" / "images" / "test2.png")
+    dataset = {"annotations_file": str(table), "images_dir": str(table.parent), "crop_size": 192,
+               "image_height": 208, "image_width": 256}
+    with pytest.raises(AnnotationError, match="test1"):
+        load_evaluation_table(dataset, "test")
+    with caplog.at_level(logging.WARNING):
+        _, rows = load_evaluation_table({**dataset, "unreadable_images": "skip"}, "test")
+    assert list(rows["image_id"]) == ["test0", "test3", "test4", "test5"]
+    assert "skipping test image test1" in caplog.text and "4x4 px" in caplog.text
+    assert "2 of 6 test images left out: test1, test2" in caplog.text
+    with pytest.raises(ValueError, match="dataset.unreadable_images='sometimes' is unknown"):
+        load_evaluation_table({**dataset, "unreadable_images": "sometimes"}, "test")
