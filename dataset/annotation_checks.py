@@ -116,8 +116,8 @@ def warn_contradicting_labels(path: object, table: pd.DataFrame, given: Mapping[
         for attribute in biomarker.attributes:
             column = biomarker.attribute_column(attribute)
             if column in table.columns:
-                orphans += [(i, column) for i, (present, value) in enumerate(zip(table[biomarker.id], table[column]))
-                            if not present and str(value).strip()]
+                pairs = enumerate(zip(table[biomarker.id], table[column]))
+                orphans += [(i, column) for i, (present, value) in pairs if not present and str(value).strip()]
     if orphans:
         shown = ", ".join(f"line {lines[i]} ({c})" for i, c in orphans[:EXAMPLES])
         messages.append(f"{path}: {len(orphans)} attribute value(s) given for a finding marked absent "

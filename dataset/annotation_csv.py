@@ -110,7 +110,8 @@ def read_annotation_csv(path: str | Path) -> pd.DataFrame:
                 records.append((start, [f.strip() for f in fields]))
     except csv.Error as err:
         raise AnnotationError(f"{path}: line {reader.line_num}: not valid CSV ({err}); look for an unbalanced "
-                              "double quote (a report containing \" must be quoted, with inner quotes doubled)") from None
+                              "double quote (a report containing \" must be quoted, with inner quotes "
+                              "doubled)") from None
     if not records:
         raise AnnotationError(f"{path}: the file holds no header line")
     (_, header), body = records[0], records[1:]

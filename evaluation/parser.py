@@ -196,7 +196,8 @@ def _tier(text: str, start: int, end: int, lex: Lexicon, kind: str) -> int:
     sentence = text[_last_end(SENTENCE_END, text[:start]):start]
     sentence = sentence[_last_end(lex.concession, sentence):]
     stated = lex.stated_cues.get(kind)
-    if (stated is not None and stated.search(sentence)) or (kind != "biomarker" and lex.stated_after.match(text[end:])):
+    stated_before = stated is not None and stated.search(sentence)
+    if stated_before or (kind != "biomarker" and lex.stated_after.match(text[end:])):
         return TIER_STATED
     if lex.answer_cue.search(sentence):
         return TIER_ANSWER
