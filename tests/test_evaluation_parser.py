@@ -324,3 +324,25 @@ FORMATS = [
 @pytest.mark.parametrize("task,text,expected", FORMATS)
 def test_chat_model_answer_formats(task, text, expected):
     assert parse_answer(text, TASKS[task]) == expected
+
+
+# Checklist values (Y/N, ticks, booleans) and more denied time frames.
+MORE = [
+    ("biomarker_shrm", "SHRM: N", "absent"),
+    ("biomarker_shrm", "SHRM: Y", "present"),
+    ("biomarker_shrm", "SHRM: \u2717", "absent"),
+    ("biomarker_shrm", "SHRM: False", "absent"),
+    ("biomarker_shrm", "SHRM: not appreciated", "absent"),
+    ("biomarker_srf", "Subretinal fluid: no evidence of SRF", "absent"),
+    ("referral", "It is not necessary to see the patient within two weeks; routine referral.", "routine"),
+    ("referral", "Seeing the patient within two weeks is not required; routine.", "routine"),
+    ("referral", "Does not warrant a two-week referral; routine referral.", "routine"),
+    ("referral", "The patient should not be seen routinely but within two weeks.", "within_two_weeks"),
+    ("staging", "Late wet AMD, in an inactive state.", "late_wet_inactive"),
+    ("staging", "Stage: not late wet AMD; intermediate AMD.", "intermediate"),
+]
+
+
+@pytest.mark.parametrize("task,text,expected", MORE)
+def test_checklist_values_and_denied_time_frames(task, text, expected):
+    assert parse_answer(text, TASKS[task]) == expected
