@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 
 def evaluation_entries(model: str, results: Sequence[Mapping[str, Any]], extra: Mapping[str, Any],
-                       run_dir: str | Path) -> dict[str, dict[str, Any]]:
+                       run_dir: str | Path, option_score: str | None = None) -> dict[str, dict[str, Any]]:
     """Task -> card entry for one model, from the scored results of an evaluation run.
 
     Args:
@@ -33,11 +33,14 @@ def evaluation_entries(model: str, results: Sequence[Mapping[str, Any]], extra: 
         results: `score_and_write(...)["results"]` (every model and task, the majority baseline too).
         extra: the run facts written into metrics.json (`answer_mode`, `split`, `calibration`).
         run_dir: the evaluation's run folder.
+        option_score: how options were scored (`sum` or `mean`); biases only apply on that scale.
 
     Returns:
         One entry per task the model was scored on.
     """
     majority = {r["task"]: r["metrics"] for r in results if r["model"] == MAJORITY}
+    # Calibrated answers are scored as a second entry, `<model>+calibrated` (evaluation.closed_ended).
+    calibrated_metrics = {r["task"]: r["metrics"] for r in results if r["model"] == f"{model}+calibrated"}
     calibration = extra.get("calibration") or {}
     biases = (calibration.get("option_biases") or {}).get(model, {})
     entries = {}
@@ -49,6 +52,8 @@ def evaluation_entries(model: str, results: Sequence[Mapping[str, Any]], extra: 
                          "n_patients": result.get("n_patients"), "split": extra.get("split"),
                          "answer_mode": extra.get("answer_mode"), "run_dir": str(run_dir),
                          "majority_class": majority.get(task),
+                         "calibrated_metrics": calibrated_metrics.get(task),
+                         "option_score": option_score if extra.get("answer_mode") == "likelihood" else None,
                          "option_biases": biases.get(task),
                          "calibration_split": calibration.get("split") if biases.get(task) else None,
                          "calibration_objective": calibration.get("objective") if biases.get(task) else None}
@@ -74,7 +79,10 @@ def refresh_model_cards(cfg: DictConfig, names: Sequence[str], output: Mapping[s
             resolved = resolve_model(load_registry_entry(name, cfg))
             if resolved.kind != "local":
                 continue
-            for task, entry in evaluation_entries(name, output["results"], extra, output["run_dir"]).items():
+            option_score = (cfg.evaluation.get("generation") or {}).get("option_score")
+            entries = evaluation_entries(name, output["results"], extra, output["run_dir"],
+                                         str(option_score) if option_score else None)
+            for task, entry in entries.items():
                 written.append(record_evaluation(resolved.path, task, entry))
         except (OSError, ValueError) as err:  # the evaluation itself succeeded; keep its outputs
             logger.warning("model card of %s not refreshed: %s", name, err)

@@ -63,7 +63,8 @@ def load_card_data(model_dir: str | Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); delete it and retrain or re-evaluate the model") from err
+        raise ValueError(f"{path} is not valid JSON ({err}); delete it and retrain or re-evaluate the "
+                         "model") from err
 
 
 def describe_data(annotations_file: str | Path, table) -> dict[str, Any]:
@@ -169,15 +170,22 @@ def record_evaluation(model_dir: str | Path, task: str, evaluation: Mapping[str,
     return save_card(model_dir, data)
 
 
-def calibration_biases(model_dir: str | Path) -> dict[str, dict[str, float]]:
-    """Task -> class -> option bias from the model's latest closed-ended evaluations (empty if none)."""
+def calibration_biases(model_dir: str | Path, option_score: str | None = None) -> dict[str, dict[str, float]]:
+    """Task -> class -> option bias from the model's latest closed-ended evaluations (empty if none).
+
+    Args:
+        model_dir: the model folder.
+        option_score: keep only biases fitted on option scores of this kind (`sum` or `mean`; biases
+            are offsets on that scale); None keeps all. Entries that do not record it are kept.
+    """
     try:
         evaluations = load_card_data(model_dir).get("evaluations", {})
     except ValueError as err:
         logger.warning("%s", err)
         return {}
     return {task: {str(k): float(v) for k, v in e["option_biases"].items()}
-            for task, e in evaluations.items() if e.get("option_biases")}
+            for task, e in evaluations.items() if e.get("option_biases")
+            and (option_score is None or e.get("option_score") in (None, option_score))}
 
 
 def save_card(model_dir: str | Path, data: Mapping[str, Any]) -> Path:

@@ -88,17 +88,23 @@ def _metrics(value: float) -> dict:
 def test_evaluation_refreshes_the_card_and_keeps_the_latest_biases(tmp_path):
     results = [{"model": "specialist", "task": "staging", "n_images": 40, "n_patients": 20, "metrics": _metrics(0.6)},
                {"model": "other", "task": "staging", "n_images": 40, "n_patients": 20, "metrics": _metrics(0.2)},
-               {"model": MAJORITY, "task": "staging", "n_images": 40, "n_patients": 20, "metrics": _metrics(0.3)}]
+               {"model": MAJORITY, "task": "staging", "n_images": 40, "n_patients": 20, "metrics": _metrics(0.3)},
+               {"model": "specialist+calibrated", "task": "staging", "n_images": 40, "n_patients": 20,
+                "metrics": _metrics(0.65)}]
     extra = {"answer_mode": "likelihood", "split": "test",
              "calibration": {"split": "validation", "objective": "macro_f1",
                              "option_biases": {"specialist": {"staging": {"healthy": 0.0, "early": 0.25}}}}}
-    entries = evaluation_entries("specialist", results, extra, tmp_path / "run")
+    entries = evaluation_entries("specialist", results, extra, tmp_path / "run", option_score="sum")
     assert set(entries) == {"staging"} and entries["staging"]["majority_class"]["accuracy"]["value"] == 0.3
+    assert entries["staging"]["calibrated_metrics"]["accuracy"]["value"] == 0.65
     model_dir = tmp_path / "specialist"
     record_evaluation(model_dir, "staging", entries["staging"])
     text = (model_dir / CARD_FILE).read_text()
-    assert "| staging | accuracy | 0.600 | [0.500, 0.650] | 0.300 | 40 (test) | likelihood | on validation |" in text
+    assert "| staging | accuracy | 0.600 | [0.500, 0.650] | 0.300 | 40 (test) | likelihood | no |" in text
+    assert "| staging | accuracy | 0.650 | [0.550, 0.700] | 0.300 | 40 (test) | likelihood | on validation |" in text
     assert calibration_biases(model_dir) == {"staging": {"healthy": 0.0, "early": 0.25}}
+    assert calibration_biases(model_dir, "sum") == calibration_biases(model_dir)
+    assert calibration_biases(model_dir, "mean") == {}  # offsets on another scale do not apply
 
     # A later evaluation of the same task replaces the earlier one; another task is added beside it.
     later = dict(entries["staging"], metrics=_metrics(0.7), option_biases=None)

@@ -5,6 +5,8 @@ against what the same model answers through `run/demos/inference.py`'s library f
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 import shutil
@@ -130,6 +132,9 @@ def test_the_page_in_headless_chromium(trained, tmp_path):
                 str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True,
                 viewport={"width": 1280, "height": 1000})
             page = browser.new_page()
+            elsewhere = []  # the page must work offline: nothing but the app's own origin is fetched
+            page.on("request", lambda r: None if r.url.startswith(("data:", "blob:", app.url.rstrip("/")))
+                    else elsewhere.append(r.url))
             page.goto(app.url)
             page.wait_for_selector("#run", timeout=60_000)
             assert "Research use only" in page.inner_text("#disclaimer")
@@ -155,6 +160,7 @@ def test_the_page_in_headless_chromium(trained, tmp_path):
             assert page.locator("#overlay img").evaluate("img => img.naturalWidth") > 100
             assert "drusen" in page.input_value("#phrase input")
             page.screenshot(path=str(tmp_path / "web_demo.png"), full_page=True)
+            assert not elsewhere, f"the page fetched from other hosts: {elsewhere[:5]}"
             if os.environ.get("WEB_DEMO_SCREENSHOT"):  # README figure: WEB_DEMO_SCREENSHOT=docs/figures/web_demo.png
                 shutil.copy(tmp_path / "web_demo.png", os.environ["WEB_DEMO_SCREENSHOT"])
             browser.close()
@@ -194,6 +200,8 @@ def test_the_app_through_gradio_client(trained, tmp_path):
         assert "Research use only" in results["disclaimer"] and results["model"] == SPECIALIST
         scan = results["scans"][0]
         assert scan["report"] == expected_report and scan["crop_size"] == 192
+        crop = Image.open(io.BytesIO(base64.b64decode(scan["crop_png_base64"])))
+        assert crop.size == (192, 192) and crop.mode == "L"
         tasks = {o["task"]: o for o in scan["options"]}
         assert len([t for t in tasks if t.startswith("biomarker_")]) == 10 and tasks["staging"]["calibrated"]
         assert abs(sum(tasks["referral"]["probabilities"].values()) - 1) < 1e-6

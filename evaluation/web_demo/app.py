@@ -19,8 +19,9 @@ import pandas as pd  # noqa: E402
 
 from evaluation.web_demo.engine import DemoEngine  # noqa: E402
 from evaluation.web_demo.inputs import DemoInputError, read_upload, sample_files  # noqa: E402
-from evaluation.web_demo.results import (OPTION_COLUMNS, biomarker_frame, option_rows, overlay_image,  # noqa: E402
-                                         phrase_label, reports_text, summary_text, write_results)
+from evaluation.web_demo.results import (  # noqa: E402
+    OPTION_COLUMNS, biomarker_frame, crops_strip, option_rows, overlay_image, phrase_label, png_base64,
+    reports_text, summary_text, write_results)
 from models.model_card import DISCLAIMER  # noqa: E402
 from saliency.overlays import OverlayStyle  # noqa: E402
 
@@ -74,7 +75,7 @@ class WebDemo:
         start = time.perf_counter()
         try:
             names, views = self.read_inputs(files, samples)
-            shown = {**self._cleared(), out["crops"]: [(v, n) for v, n in zip(views, names)]}
+            shown = {**self._cleared(), out["crops"]: crops_strip(views, names)}
             yield {**shown, out["status"]: f"Running {model_a} on {len(views)} scan(s)..."}
             # No lock across yields (Gradio may resume a generator on another thread): the shared
             # concurrency group already runs one model event at a time.
@@ -99,8 +100,9 @@ class WebDemo:
             yield {out["status"]: f"**Cannot run:** {err}", **self._cleared(), out["state"]: None}
         except Exception as err:  # noqa: BLE001 - the page must stay alive; the log keeps the traceback
             logger.exception("web demo run failed")
-            yield {out["status"]: f"**Something went wrong:** {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-                                  " (the server log has the details)", **self._cleared(), out["state"]: None}
+            first_line = str(err).splitlines()[0] if str(err) else ""
+            yield {out["status"]: f"**Something went wrong:** {type(err).__name__}: {first_line} (the server log "
+                                  "has the details)", **self._cleared(), out["state"]: None}
 
     def _run_models(self, names, views, model_a, model_b, start):
         out, engine = self.outputs, self.engine
@@ -125,10 +127,11 @@ class WebDemo:
         yield {out["phrase"]: gr.update(choices=labels, value=labels[0] if labels else None),
                out["overlay"]: overlays[labels[0]] if labels else None,
                out["state"]: {"model_a": model_a, "names": names, "views": views, "overlays": overlays}}
-        payload = {"model": model_a, "calibration_biases": first.biases, "report_question": engine.report_question,
-                   "scans": [{"name": n, "crop_size": engine.crop_size, "report": r,
-                              "options": [o.to_dict() for o in s + m]}
-                             for n, r, s, m in zip(names, reports, stage, markers)],
+        payload = {"model": model_a, "calibration_biases": first.biases,
+                   "report_question": engine.report_question,
+                   "scans": [{"name": n, "crop_size": engine.crop_size, "crop_png_base64": png_base64(v),
+                              "report": r, "options": [o.to_dict() for o in s + m]}
+                             for n, v, r, s, m in zip(names, views, reports, stage, markers)],
                    "phrases": phrases, "comparison": None, "questions": []}
         if not labels:
             yield {out["status"]: "No finding phrase in the report to explain; running the comparison..."}
@@ -138,11 +141,11 @@ class WebDemo:
             stage_b = engine.options(second, views, engine.stage_tasks())
             markers_b = engine.options(second, views, engine.biomarker_tasks())
             rows = option_rows(engine, model_a, names, stage) + option_rows(engine, model_b, names, stage_b)
+            marker_rows += [(model_b, n, m) for n, m in zip(names, markers_b)]
             yield {out["report_b"]: reports_text(names, reports_b),
                    out["summary_b"]: summary_text(engine, names, stage_b),
                    out["options"]: pd.DataFrame(rows, columns=OPTION_COLUMNS),
-                   out["biomarkers"]: biomarker_frame(engine, marker_rows + [(model_b, n, m)
-                                                                               for n, m in zip(names, markers_b)])}
+                   out["biomarkers"]: biomarker_frame(engine, marker_rows)}
             payload["comparison"] = {"model": model_b, "calibration_biases": second.biases,
                                      "scans": [{"name": n, "report": r, "options": [o.to_dict() for o in s + m]}
                                                for n, r, s, m in zip(names, reports_b, stage_b, markers_b)]}
@@ -164,7 +167,8 @@ class WebDemo:
         if not question:
             return {out["answer"]: "Type a question about the scan first."}
         if len(question) > int(self.cfg.max_question_chars):
-            return {out["answer"]: f"The question is longer than {self.cfg.max_question_chars} characters; shorten it."}
+            limit = self.cfg.max_question_chars
+            return {out["answer"]: f"The question is longer than {limit} characters; shorten it."}
         try:
             answers = self.engine.ask(self.engine.open(state["model_a"]), state["views"], question)
         except DemoInputError as err:
@@ -172,14 +176,16 @@ class WebDemo:
         except Exception as err:  # noqa: BLE001 - keep the page alive
             logger.exception("web demo question failed")
             return {out["answer"]: f"Something went wrong: {type(err).__name__} (the server log has the details)"}
-        state["payload"]["questions"].append({"question": question, "answers": dict(zip(state["names"], answers))})
+        names = state["names"]
+        state["payload"]["questions"].append({"question": question, "answers": dict(zip(names, answers))})
         path = write_results(self.downloads_dir, state["payload"])
-        return {out["answer"]: reports_text(state["names"], answers), out["download"]: str(path), out["state"]: state}
+        return {out["answer"]: reports_text(names, answers), out["download"]: str(path), out["state"]: state}
 
     def _cleared(self) -> dict:
         out = self.outputs
-        return {out[k]: None for k in ("report_a", "summary_a", "options", "biomarkers", "overlay", "report_b",
-                                       "summary_b", "download", "answer")} | {out["phrase"]: gr.update(choices=[], value=None)}
+        cleared = {out[k]: None for k in ("report_a", "summary_a", "options", "biomarkers", "overlay", "report_b",
+                                          "summary_b", "download", "answer")}
+        return cleared | {out["phrase"]: gr.update(choices=[], value=None)}
 
     # -- layout ---------------------------------------------------------------------------------
     def build(self, default_a: str, default_b: str | None) -> gr.Blocks:
@@ -189,8 +195,8 @@ class WebDemo:
             gr.Markdown("# SpecialistVLMs: what the specialist sees in an OCT scan")
             gr.Markdown(f"> {DISCLAIMER} Do not upload identifiable patient data.", elem_id="disclaimer")
             with gr.Row():
-                files = gr.File(label="OCT B-scans (PNG, JPEG, TIFF; 8/16-bit; gray or RGB)", file_count="multiple",
-                                elem_id="upload")
+                files = gr.File(label="OCT B-scans (PNG, JPEG, TIFF; 8/16-bit; gray or RGB)",
+                                file_count="multiple", elem_id="upload")
                 with gr.Column():
                     samples = gr.Dropdown(list(self.samples), multiselect=True, label="...or pick samples",
                                           elem_id="samples")
@@ -201,8 +207,9 @@ class WebDemo:
                                           allow_custom_value=True, elem_id="model_b")
                     run = gr.Button("Run the model", variant="primary", elem_id="run")
             status = gr.Markdown("Upload a scan or pick a sample, then press Run.", elem_id="status")
-            crops = gr.Gallery(label=f"What the model sees ({self.engine.crop_size}x{self.engine.crop_size} centre crop)",
-                               columns=4, height=240, object_fit="contain", elem_id="crops")
+            side = self.engine.crop_size
+            crops = gr.Image(label=f"What the model sees ({side}x{side} centre crop of each scan)",
+                             interactive=False, elem_id="crops")
             with gr.Row():
                 with gr.Column():
                     report_a = gr.Textbox(label="Report", lines=8, interactive=False, elem_id="report_a")
@@ -226,8 +233,8 @@ class WebDemo:
                 answer = gr.Textbox(label="Answer", lines=3, interactive=False, elem_id="answer")
             ask = gr.Button("Ask", elem_id="ask")
             download = gr.File(label="Everything above as JSON", interactive=False, elem_id="download")
-            gr.Markdown("Probabilities are a softmax over each option's length-normalised log-likelihood, plus "
-                        "the option biases of the model's latest closed-ended evaluation when its model card "
+            gr.Markdown("Probabilities are a softmax over each option's log-likelihood (scored as the "
+                        "closed-ended evaluation scores it), plus the option biases of the model's latest closed-ended evaluation when its model card "
                         "records one ([calibrated]). They rank options; they are not clinical risks.")
             state = gr.State(None)
             self.outputs = {"status": status, "crops": crops, "report_a": report_a, "summary_a": summary_a,

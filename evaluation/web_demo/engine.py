@@ -5,8 +5,9 @@ time) and answers for a list of model-ready views (centre crops):
 - the report, written exactly as `run/demos/inference.py` writes it (same answerer, same
   generation settings), so both show the same text for the same scan;
 - stage, referral and each biomarker as option probabilities: the closed-ended tasks' option
-  log-likelihoods (`evaluation.likelihood` via the answerer), plus the option biases of the
-  model's latest closed-ended evaluation when its model card records one, through a softmax;
+  log-likelihoods (`evaluation.likelihood` via the answerer, scored as `demo.option_score`), plus
+  the option biases of the model's latest closed-ended evaluation when its model card records them
+  for that scoring, through a softmax;
 - per finding phrase of the report, its Grad-CAM map (`saliency.explain_report`).
 """
 
@@ -106,8 +107,8 @@ class DemoEngine:
         demo = cfg.demo
         self.crop_size = int(cfg.dataset.crop_size)
         image_size = (int(cfg.dataset.image_height), int(cfg.dataset.image_width))
-        self.transform = build_scan_transform(self.crop_size, None,
-                                              image_size=image_size if demo.get("resize_to_dataset", True) else None)
+        resize = demo.get("resize_to_dataset", True)
+        self.transform = build_scan_transform(self.crop_size, None, image_size=image_size if resize else None)
         self.tasks = load_demo_tasks(list(demo.task_configs))
         self.report_question = str(demo.report_question)
         self.include_negated = bool(demo.include_negated_phrases)
@@ -144,8 +145,9 @@ class DemoEngine:
             raise DemoInputError(str(err).splitlines()[0]) from None
         except OmegaConfBaseException:  # e.g. `path: ???`, an entry the user must complete
             raise DemoInputError(f"{name}: its registry entry (configs/pretrained_models/{name}.yaml) has no "
-                                 "path; set it to a local Hugging Face model folder, or pick another model") from None
-        biases = calibration_biases(resolve_model(entry).path)
+                                 "path; set it to a local Hugging Face model folder, or pick another "
+                                 "model") from None
+        biases = calibration_biases(resolve_model(entry).path, str(self.cfg.demo.get("option_score", "sum")))
         logger.info("opened %s (calibration biases for %s)", name, ", ".join(biases) or "no task")
         while len(self._models) >= max(1, int(self.cfg.demo.max_loaded_models)):
             self._models.pop(next(iter(self._models))).answerer.close()
@@ -160,7 +162,8 @@ class DemoEngine:
         """A free-text answer to `question` for each view."""
         return model.answerer.generate(list(views), [question] * len(views))
 
-    def options(self, model: OpenModel, views: Sequence[Image.Image], tasks: Sequence[Task]) -> list[list[OptionResult]]:
+    def options(self, model: OpenModel, views: Sequence[Image.Image],
+                tasks: Sequence[Task]) -> list[list[OptionResult]]:
         """Option probabilities of each task for each view: [view][task]."""
         results: list[list[OptionResult]] = [[] for _ in views]
         for task in tasks:

@@ -57,8 +57,9 @@ def read_upload(path: str | Path, crop_size: int, max_bytes: int, max_pixels: in
                 raise DemoInputError(f"{name}: {width}x{height} pixels is larger than the {max_pixels / 1e6:.0f} "
                                      "megapixels this demo accepts; export a single B-scan at its native size")
             if width < crop_size or height < crop_size:
-                raise DemoInputError(f"{name}: {width}x{height} pixels is smaller than the {crop_size}x{crop_size} "
-                                     f"crop the model sees; upload a B-scan at least {crop_size} pixels on each side")
+                raise DemoInputError(f"{name}: {width}x{height} pixels is smaller than the {crop_size}x"
+                                     f"{crop_size} crop the model sees; upload a B-scan at least {crop_size} "
+                                     "pixels on each side")
             image.load()
             return to_grayscale8(image)
     except DemoInputError:

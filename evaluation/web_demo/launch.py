@@ -35,8 +35,8 @@ def auth_pair(auth_cfg: Any) -> tuple[str, str] | None:
     if not user and not password:
         return None
     if not user or not password:
-        raise ValueError("demo.auth needs both user and password (e.g. demo.auth.user=ana demo.auth.password=...), "
-                         "or neither")
+        raise ValueError("demo.auth needs both user and password (e.g. demo.auth.user=ana "
+                         "demo.auth.password=...), or neither")
     return str(user), str(password)
 
 

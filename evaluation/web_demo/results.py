@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import uuid
 from collections.abc import Sequence
@@ -74,6 +76,29 @@ def phrase_label(scan: str, phrase: dict[str, Any]) -> str:
     """Dropdown label of a phrase: scan, number, phrase text and biomarker."""
     negated = ", stated absent" if phrase["negated"] else ""
     return f"{scan} | {phrase['index'] + 1:02d} \"{phrase['phrase']}\" ({phrase['biomarker']}{negated})"
+
+
+def crops_strip(views: Sequence[Image.Image], names: Sequence[str], gap: int = 12) -> np.ndarray:
+    """The model's views side by side, each under its file name, as one RGB array (a gallery would
+    rescale them; this keeps every crop at its own pixel size)."""
+    from PIL import ImageDraw
+
+    side = max(v.size[0] for v in views)
+    label = 16
+    canvas = Image.new("RGB", (len(views) * (side + gap) - gap, side + label), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, (view, name) in enumerate(zip(views, names)):
+        left = i * (side + gap)
+        draw.text((left + 2, 2), name if len(name) <= 30 else name[:27] + "...", fill="black")
+        canvas.paste(view.convert("RGB"), (left, label))
+    return np.asarray(canvas)
+
+
+def png_base64(image: Image.Image) -> str:
+    """A PNG of the image, base64-encoded (so the JSON download holds the crop the model saw)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def write_results(folder: Path, payload: dict[str, Any]) -> Path:
