@@ -94,7 +94,8 @@ def run_web_demo(cfg: DictConfig, block: bool = True) -> dict[str, Any]:
                                 auth=auth, share=bool(demo.share), prevent_thread_lock=True, quiet=True,
                                 show_error=False, ssr_mode=False, mcp_server=False,
                                 max_file_size=f"{int(float(demo.max_upload_mb))}mb",
-                                allowed_paths=[str(temp_dir)], theme=_theme())
+                                allowed_paths=[str(temp_dir)], theme=_theme(),
+                                state_session_capacity=int(demo.max_sessions))
     except BaseException:
         shutil.rmtree(temp_dir, ignore_errors=True)
         raise
