@@ -64,7 +64,7 @@ class App:
         command = [sys.executable, "run/demos/web_demo.py", "paths=template", *web_demo_overrides(root),
                    f"demo.port={self.port}"]
         self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-        deadline = time.time() + 180
+        deadline = time.time() + 600  # a loaded 2-core machine can take minutes to import gradio and torch
         while time.time() < deadline:
             assert self.process.poll() is None, log.read_text()[-3000:]
             try:
@@ -235,5 +235,4 @@ def test_the_app_through_gradio_client(trained, tmp_path):
         assert client.predict([handle_file(str(SCAN))], [], SPECIALIST, "", api_name="/analyse")[0].startswith("Done")
     finally:
         assert app.stop() == 0
-    assert "Traceback" not in (tmp_path / "app.log").read_text() or "web demo run failed" not in (
-        tmp_path / "app.log").read_text()
+    assert "web demo run failed" not in (tmp_path / "app.log").read_text()  # no handler crashed

@@ -208,8 +208,10 @@ class DemoEngine:
         return next((o.name for o in outcomes if o.id == class_id), class_id)
 
     def biomarker_name(self, task: Task) -> str:
+        """A biomarker task's clinical display name (`biomarker_srf` -> `subretinal fluid`)."""
         return self.knowledge.biomarkers[task.biomarker].name if task.biomarker else task.name
 
     @staticmethod
     def present_probability(result: OptionResult) -> float:
+        """The probability of `present` in a biomarker task's result."""
         return result.probabilities[PRESENT]
