@@ -73,6 +73,7 @@ class App:
                         return
             except OSError:
                 time.sleep(1)
+        self.stop()  # leave no server behind
         raise AssertionError("the web demo did not start:\n" + log.read_text()[-3000:])
 
     def temp_dir(self) -> Path:

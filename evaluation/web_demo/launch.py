@@ -65,22 +65,27 @@ def run_web_demo(cfg: DictConfig, block: bool = True) -> dict[str, Any]:
     demo = cfg.demo
     auth = auth_pair(demo.get("auth"))
     run_dir = prepare_run(cfg)
+    # SIGTERM cleans up like Ctrl-C, from here on (also while the models and page load).
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(0)) if block else None
     temp_dir = Path(tempfile.mkdtemp(prefix="specialist_vlms_web_demo_"))
     # Gradio stores uploads and generated files under GRADIO_TEMP_DIR; point it at our folder.
     os.environ["GRADIO_TEMP_DIR"] = str(temp_dir / "gradio")
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-    from evaluation.web_demo.app import build_page
-    from evaluation.web_demo.engine import DemoEngine
+    page = None
 
     def close() -> None:
         try:
-            page.close()
+            if page is not None:
+                page.close()
         except Exception:  # noqa: BLE001 - closing twice or before start is harmless
             pass
         shutil.rmtree(temp_dir, ignore_errors=True)
         logger.info("removed the temporary folder %s", temp_dir)
 
     try:
+        from evaluation.web_demo.app import build_page  # imports gradio: slow, so inside the cleanup
+        from evaluation.web_demo.engine import DemoEngine
+
         engine = DemoEngine(cfg)
         default_a = str(cfg.pretrained_models.name)
         if default_a not in engine.model_names:
@@ -98,12 +103,13 @@ def run_web_demo(cfg: DictConfig, block: bool = True) -> dict[str, Any]:
                                 state_session_capacity=int(demo.max_sessions))
     except BaseException:
         shutil.rmtree(temp_dir, ignore_errors=True)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         raise
     logger.info("web demo at %s (temporary files in %s, run folder %s); Ctrl-C stops it", url, temp_dir, run_dir)
     result = {"url": url, "temp_dir": temp_dir, "page": page, "close": close}
     if not block:
         return result
-    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # SIGTERM cleans up like Ctrl-C
     try:
         page.block_thread()
     finally:
