@@ -9,7 +9,11 @@ import hydra
 from omegaconf import DictConfig
 
 from curriculum.errors import exit_on_error
+from curriculum.secrets import guard_process_secrets
 from models.retinavlm_import import run_import
+
+# Before Hydra composes: a key given as paths.openai_api_key=... (or mistyped) must never reach a log line.
+guard_process_secrets()
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="import_retinavlm")
