@@ -24,7 +24,7 @@ from evaluation.figures import write_figures
 from evaluation.grounding import image_reliance
 from evaluation.model_cards import refresh_model_cards
 from evaluation.outputs import PREDICTIONS_FILE, write_jsonl, write_metrics
-from evaluation.scoring import PREDICTION_COLUMNS, majority_predictions, score_all
+from evaluation.scoring import CALIBRATED_SUFFIX, PREDICTION_COLUMNS, majority_predictions, score_all
 from evaluation.tasks import Task, build_tasks
 from evaluation.vision_models import build_answerer, load_registry_entry
 
@@ -92,9 +92,6 @@ def load_calibration_set(cfg: DictConfig) -> CalibrationSet | None:
     return CalibrationSet(str(split), rows, load_model_images(rows, cfg.dataset), objective)
 
 
-CALIBRATED_SUFFIX = "+calibrated"
-
-
 def calibrate(answers: list[Answer], calibration_answers: list[Answer], labels: list[str],
               task: Task, objective: str = "macro_f1") -> tuple[list[Answer], dict[str, float]]:
     """Fit option biases on the calibration answers and re-decide `answers` with them.
@@ -146,8 +143,8 @@ def evaluate_model(name: str, cfg: DictConfig, tasks: list[Task], rows: pd.DataF
             if mode != "likelihood":
                 continue
             if grounding_images is None or int(grounding_images) > 0:
-                result.grounding[task.name] = image_reliance(answerer, task, images, rows, answers,
-                                                             grounding_images, int(cfg.seed))
+                result.grounding[task.name] = image_reliance(task, rows, answers, grounding_images,
+                                                             int(cfg.seed))
                 logger.info("%s: %s image-reliance gap %.3f nats (answer loss %.3f own scan, %.3f swapped)",
                             name, task.name, result.grounding[task.name]["gap"],
                             result.grounding[task.name]["answer_loss"],

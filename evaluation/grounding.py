@@ -1,7 +1,7 @@
 """The image-reliance gap of a closed-ended task: do the answers depend on the scan shown?
 
-Each image's true option is scored twice in likelihood mode: with its own scan and with the scan
-of another patient (a seeded derangement). The answer loss is the true option's negative
+Each image's true option is scored with its own scan and with the scan of another patient (a
+seeded derangement); the latter is that patient's option score, already computed. The answer loss is the true option's negative
 log-probability; the gap is the mean loss with swapped scans minus the mean loss with the own
 scan. A gap near zero means the answers ignore the image (they follow the answer prior alone),
 however good the accuracy looks; accuracy with swapped scans shows what the prior alone earns.
@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from evaluation.answer_modes import Answer
 from evaluation.tasks import Task
@@ -43,34 +42,33 @@ def swapped_images(patient_ids: Sequence[str], count: int, seed: int) -> tuple[n
     return rows, partners
 
 
-def image_reliance(answerer, task: Task, images: Sequence[Image.Image], rows: pd.DataFrame,
-                   answers: Sequence[Answer], max_images: int | None, seed: int) -> dict[str, Any]:
+def image_reliance(task: Task, rows: pd.DataFrame, answers: Sequence[Answer], max_images: int | None,
+                   seed: int) -> dict[str, Any]:
     """The task's image-reliance gap for one model (likelihood mode).
 
+    An option's score depends only on the scan, the question and the option, so the scores
+    "with another patient's scan" are that patient's own option scores: no second scoring pass.
+
     Args:
-        answerer: the model (must score options).
         task: the task.
-        images: the evaluated scans, aligned with `rows` and `answers`.
-        rows: the evaluated annotation rows (labels, patient ids).
-        answers: the model's likelihood answers with their own scans (their option scores are reused).
+        rows: the evaluated annotation rows (labels, patient ids), aligned with `answers`.
+        answers: the model's likelihood answers with their option scores.
         max_images: how many images to measure (None: all).
         seed: seeds the choice of images and partners.
 
     Returns:
         {n_images, answer_loss, swapped_answer_loss, gap, accuracy, swapped_accuracy}.
     """
-    count = len(images) if max_images is None else min(int(max_images), len(images))
+    count = len(answers) if max_images is None else min(int(max_images), len(answers))
     chosen, partners = swapped_images(rows["patient_id"].astype(str).tolist(), count, seed)
     classes = list(task.classes)
-    labels = [task.label_of(rows.iloc[i]) for i in chosen]
+    truth = np.array([classes.index(task.label_of(rows.iloc[i])) for i in chosen])
     own = np.array([[answers[i].option_scores[c] for c in classes] for i in chosen])
-    swapped = answerer.score_options([images[p] for p in partners], task.question,
-                                     [task.option_texts[c] for c in classes], end_of_turn=task.complete_answer)
-    truth = np.array([classes.index(label) for label in labels])
+    swapped = np.array([[answers[p].option_scores[c] for c in classes] for p in partners])
     own_loss = -own[np.arange(len(truth)), truth]
-    swapped_loss = -np.asarray(swapped)[np.arange(len(truth)), truth]
+    swapped_loss = -swapped[np.arange(len(truth)), truth]
     return {"n_images": int(len(truth)), "answer_loss": float(own_loss.mean()),
             "swapped_answer_loss": float(swapped_loss.mean()),
             "gap": float(swapped_loss.mean() - own_loss.mean()),
             "accuracy": float((own.argmax(1) == truth).mean()),
-            "swapped_accuracy": float((np.asarray(swapped).argmax(1) == truth).mean())}
+            "swapped_accuracy": float((swapped.argmax(1) == truth).mean())}

@@ -18,9 +18,9 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
+from evaluation.scoring import CALIBRATED_SUFFIX, MAJORITY
+
 CLOSED_ENDED_STEPS = ("closed_ended_staging", "closed_ended_referral", "closed_ended_biomarkers")
-CALIBRATED = "+calibrated"
-MAJORITY = "majority_class"
 
 
 def _load(path: Path) -> dict[str, Any] | None:
@@ -39,21 +39,21 @@ def _results(metrics: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]
     return {(r["model"], r["task"]): r["metrics"] for r in metrics.get("results", [])}
 
 
+def _accuracy_and_f1(results: Mapping[tuple[str, str], Any], model: str, task: str, ci: bool = True) -> str:
+    found = results.get((model, task))
+    return f"{_cell(found['accuracy'], ci)} / {_cell(found['macro_f1'], ci)}" if found else "-"
+
+
 def closed_ended_rows(metrics: Mapping[str, Any], specialist: str, base: str) -> list[str]:
     """Markdown rows, one per task: accuracy and macro-F1 of each model, raw and calibrated."""
     results = _results(metrics)
     gaps = metrics.get("grounding") or {}
     rows = []
     for task in metrics.get("tasks", []):
-        def both(model: str, ci: bool = True) -> str:
-            found = results.get((model, task))
-            if not found:
-                return "-"
-            return f"{_cell(found['accuracy'], ci)} / {_cell(found['macro_f1'], ci)}"
-
         gap = " / ".join(f"{gaps[m][task]['gap']:.2f}" if task in gaps.get(m, {}) else "-" for m in (base, specialist))
-        rows.append(f"| {task} | {both(MAJORITY, ci=False)} | {both(base, ci=False)} | {both(specialist)} | "
-                    f"{both(specialist + CALIBRATED)} | {gap} |")
+        rows.append(f"| {task} | {_accuracy_and_f1(results, MAJORITY, task, ci=False)} | "
+                    f"{_accuracy_and_f1(results, base, task, ci=False)} | {_accuracy_and_f1(results, specialist, task)} | "
+                    f"{_accuracy_and_f1(results, specialist + CALIBRATED_SUFFIX, task)} | {gap} |")
     return rows
 
 

@@ -16,6 +16,8 @@ from evaluation.tasks import Task
 
 logger = logging.getLogger(__name__)
 MAJORITY = "majority_class"
+# Suffix of a model's calibrated answers, scored beside its raw ones (`evaluation.closed_ended`).
+CALIBRATED_SUFFIX = "+calibrated"
 PREDICTION_COLUMNS = ("model", "task", "image_id", "patient_id", "label", "prediction")
 
 

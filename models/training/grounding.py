@@ -77,10 +77,11 @@ class GroundingTally:
         self.sums.index_add_(0, index, torch.stack([own, swapped, tokens], dim=1).to(self.sums))
 
     def summary(self) -> dict[str, dict[str, float]]:
-        """module -> {loss, swapped_loss, gap} (per answer token), plus `all` over every module."""
+        """module -> {loss, swapped_loss, gap} (per answer token), plus `all` over every module
+        (NaN when nothing was scored)."""
         rows = {name: self.sums[i] for i, name in enumerate(self.modules)}
         rows["all"] = self.sums.sum(dim=0)
-        return {name: _losses(row) for name, row in rows.items() if row[2] > 0}
+        return {name: _losses(row) for name, row in rows.items() if name == "all" or row[2] > 0}
 
 
 def _losses(row: torch.Tensor) -> dict[str, float]:

@@ -84,7 +84,7 @@ def run_vision_language_pretraining(cfg: DictConfig) -> dict[str, Any]:
                      batch_size=int(train_cfg.batch_size) * accelerator.num_processes)
     train_set = CurriculumDataset(train_examples, build_scan_transform(
         int(cfg.dataset.crop_size), OmegaConf.to_container(cfg.dataset.augmentation), image_size), int(cfg.seed))
-    eval_set = _validation_set(stores, table, curricula, collator, cfg, image_size)
+    eval_set = _validation_set(stores, table, collator, cfg, image_size)
 
     accelerator.init_trackers("vision_language_pretraining")
     result = run_training_loop(accelerator, model, collator, train_set, plan, eval_set, train_cfg,
@@ -204,7 +204,7 @@ def tokenizer_texts(curriculum_dir: str | Path, table, stores: Iterable[str]) ->
     return texts
 
 
-def _validation_set(stores, table, curricula, collator, cfg, image_size):
+def _validation_set(stores, table, collator, cfg, image_size):
     max_samples = int(cfg.training.max_eval_samples)
     if max_samples <= 0 or "split" not in table.columns or not (table["split"] == "validation").any():
         logger.warning("no validation split: validation loss is not computed")
