@@ -89,8 +89,14 @@ def test_part2_through_transformers_serve(tmp_path, tiny_model):
     for module in summary["modules"]:
         raw = (tmp_path / "outputs" / "curriculum" / module["module"] / RAW_FILE).read_text().splitlines()
         assert len(raw) == module["counts"]["requests"]
-    records = read_records(tmp_path / "outputs" / "curriculum" / "3_general_qa" / "records.jsonl")
-    assert records and all(r.model == str(tiny_model) for r in records)
+    # The server samples, so which modules keep a pair varies from run to run; every kept record, in
+    # whichever module, must name the served model.
+    kept = [m["module"] for m in summary["modules"] if m["counts"].get("records_written", 0) > 0]
+    assert kept
+    for module in kept:
+        records = read_records(tmp_path / "outputs" / "curriculum" / module / "records.jsonl")
+        assert len(records) == next(m for m in summary["modules"] if m["module"] == module)["counts"]["records_written"]
+        assert all(r.model == str(tiny_model) for r in records)
 
 
 @pytest.mark.gpu
