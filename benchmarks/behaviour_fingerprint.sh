@@ -27,7 +27,8 @@ common=(paths.output_dir="$OUT" seed=0)
     dataset/task=curriculum_part_2_advanced_retinal_specialism training=debug run_dir="$OUT/runs/t2"
 } >"$LOG" 2>&1
 cd "$OUT"
-# Artefacts only: run folders (logs, timings, resolved configs) are left out.
+# Artefacts only. Left out: run folders (logs, timings, resolved configs), the raw-response audit
+# logs and the model cards (both carry the time they were written).
 find phantom curriculum models -type f \
-  ! -name "*.log" ! -name "training_summary.json" ! -name "*.csv.tmp" ! -path "*/runs/*" \
+  ! -name "raw_responses.jsonl" ! -name "README.md" ! -name "model_card.json" \
   -print0 | sort -z | xargs -0 sha256sum
