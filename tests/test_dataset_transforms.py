@@ -1,8 +1,8 @@
 """Scan transforms give model-sized crops; augmentation is seeded, evaluation is deterministic."""
 
 import numpy as np
-from helpers_data import write_table
 from PIL import Image
+from support.tables import write_table
 
 from dataset.annotations import load_annotations
 from dataset.images import load_scan
