@@ -65,7 +65,7 @@ def main() -> None:
     model_dir = args.model_dir
     if args.tiny or not (model_dir / "config.json").is_file():
         sys.path.insert(0, str(ROOT / "tests"))
-        from fixtures_models import save_tiny_vlm
+        from support.tiny_models import save_tiny_vlm
 
         model_dir = save_tiny_vlm(Path(tempfile.mkdtemp()) / "tiny_vlm")
     images, source = _images(args.images)

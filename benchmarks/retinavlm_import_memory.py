@@ -35,7 +35,7 @@ print(json.dumps({"baseline_mb": baseline, "peak_mb": peak_rss_mb(),
 
 def _release(folder: Path, layers: int, hidden: int, intermediate: int) -> tuple[Path, Path]:
     sys.path.insert(0, str(ROOT / "tests"))
-    from retinavlm_reference import write_synthetic_release
+    from support.retinavlm_reference import write_synthetic_release
 
     heads = max(1, hidden // 128)
     release = write_synthetic_release(

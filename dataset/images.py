@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,23 @@ class ImageReadError(ValueError):
 
 class ImageTooSmallError(ImageReadError, InputError):
     """A scan is smaller than the square crop the model sees (e.g. a 4x4-pixel image)."""
+
+
+# What Pillow raises for a file it cannot identify, decode or verify.
+_UNREADABLE = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+@contextmanager
+def _open_image(path: Path, problem: str) -> Iterator[Image.Image]:
+    """Open `path` with Pillow; a missing file, or a failure while it is open, raises an
+    `ImageReadError` that names the file ("{problem} {path}: {error}")."""
+    if not path.is_file():
+        raise ImageReadError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as image:
+            yield image
+    except _UNREADABLE as err:
+        raise ImageReadError(f"{problem} {path}: {err or type(err).__name__}") from err
 
 
 def load_scan(path: str | Path) -> Image.Image:
@@ -34,15 +53,9 @@ def load_scan(path: str | Path) -> Image.Image:
     Raises:
         ImageReadError: the file is missing or not a readable image.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"image file not found: {path}")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return to_grayscale8(image)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise ImageReadError(f"cannot read image {path}: {err or type(err).__name__}") from err
+    with _open_image(Path(path), "cannot read image") as image:
+        image.load()
+        return to_grayscale8(image)
 
 
 def to_grayscale8(image: Image.Image) -> Image.Image:
@@ -69,14 +82,8 @@ def check_image_readable(path: str | Path) -> None:
     Raises:
         ImageReadError: the file is missing or corrupt.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"image file not found: {path}")
-    try:
-        with Image.open(path) as image:
-            image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise ImageReadError(f"corrupt image {path}: {err or type(err).__name__}") from err
+    with _open_image(Path(path), "corrupt image") as image:
+        image.verify()
 
 
 def check_scan_sizes(paths, ids, crop_size: int) -> None:
@@ -95,7 +102,7 @@ def check_scan_sizes(paths, ids, crop_size: int) -> None:
         try:
             with Image.open(path) as image:
                 width, height = image.size
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        except _UNREADABLE as err:
             raise ImageReadError(f"cannot read image {path} (row {image_id}): {err}") from err
         if min(width, height) < crop_size:
             small.append(f"{image_id} ({width}x{height} px)")

@@ -1,47 +1,45 @@
-"""A torch dataset of scans from a validated annotation table."""
+"""The scans of an annotation table, read once and served through a scan transform."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
-import torch
-from torch.utils.data import Dataset
+from PIL import Image
 
 from dataset.images import load_scan
 from dataset.transforms import ScanTransform
 
 
-class ScanDataset(Dataset):
-    """Model-ready scans with their annotation row.
+class ScanDataset:
+    """The scans of an annotation table in row order, held in memory, with the transform they go through.
+
+    Vision pretraining (`models.training.vision_pretraining`) revisits every scan hundreds of times,
+    so each file is read once (a few thousand small 8-bit scans fit in memory). Augmentation draws
+    come from the caller's generator, in the order views are asked for, so one seeded generator
+    fixes a whole run.
 
     Args:
-        table: a table from `dataset.annotations.load_annotations` (needs `image_file`).
-        transform: a `ScanTransform`; with augmentation, each item draws from a generator seeded by
-            (`seed`, `epoch`, index), so a run is reproducible and resumable.
-        seed: base seed for augmentation.
-        as_tensor: return a float tensor [1, S, S] in [0, 1] instead of a PIL image.
+        table: annotation rows (`dataset.annotations.load_annotations`; needs `image_file`).
+        transform: a `ScanTransform` (augmented for training, a centre crop for evaluation).
+
+    Raises:
+        ImageReadError: a scan is missing or unreadable (the message names the file).
     """
 
-    def __init__(self, table: pd.DataFrame, transform: ScanTransform, seed: int = 0, as_tensor: bool = True):
+    def __init__(self, table: pd.DataFrame, transform: ScanTransform):
         self.table = table.reset_index(drop=True)
         self.transform = transform
-        self.seed = seed
-        self.as_tensor = as_tensor
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Change the augmentation draw (call once per epoch)."""
-        self.epoch = epoch
+        self.scans = [load_scan(path) for path in self.table["image_file"]]
 
     def __len__(self) -> int:
-        return len(self.table)
+        return len(self.scans)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        row = self.table.iloc[index]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        image = self.transform(load_scan(row["image_file"]), rng)
-        if self.as_tensor:
-            image = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)[None]  # [1, S, S]
-        return {"image": image, "image_id": row["image_id"], "row": row.to_dict()}
+    def view(self, index: int, rng: np.random.Generator | None = None) -> Image.Image:
+        """Scan `index` through the transform; its augmentation draws from `rng` (a fresh one if None)."""
+        return self.transform(self.scans[index], rng)
+
+    def views(self, indices: Iterable[int], rng: np.random.Generator) -> list[Image.Image]:
+        """Scans `indices` in that order, each drawing its augmentation from `rng` in turn."""
+        return [self.view(index, rng) for index in indices]

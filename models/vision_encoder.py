@@ -1,8 +1,11 @@
 """Vision encoder builders: a tiny random LeViT (the embedded default) or a local pretrained tower.
 
 Any transformers vision model whose hidden states are token sequences [B, N, D] fits the LLaVA
-container. Plain ViTs trained from scratch do not learn OCT staging on a CPU in minutes; a LeViT
-(convolutional stem + attention) does (see ../shared/EMBEDDED-DEFAULT.md), so it is the default.
+container (CNNs whose hidden states are feature maps, such as ResNet, do not). Measured on two CPU
+cores, a plain ViT trained from scratch stays at chance on six-class OCT staging (0.17 after 600
+steps, inside the VLM or alone as a classifier), while a LeViT (convolutional stem + attention)
+reaches about 0.6 in two minutes, and its 36 image tokens at 192 px make a step about twice as fast
+as a 144-token ViT's. So a tiny random LeViT is the default.
 """
 
 from __future__ import annotations

@@ -23,6 +23,6 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def tiny_vlm_dir(tmp_path_factory):
     """A saved tiny untrained VLM directory (stock-transformers loadable), built once per session."""
-    from fixtures_models import save_tiny_vlm
+    from support.tiny_models import save_tiny_vlm
 
     return save_tiny_vlm(tmp_path_factory.mktemp("tiny_vlm"))

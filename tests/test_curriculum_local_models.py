@@ -11,7 +11,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from curriculum_support import compose_config, make_tiny_chat_model, write_curriculum_table
+from support.configs import compose_config
+from support.tables import write_curriculum_table
+from support.tiny_models import save_tiny_chat_model
 
 from curriculum.api import generate_curriculum
 from curriculum.backends import ChatRequest, build_backend
@@ -21,7 +23,7 @@ from dataset.qa_records import read_records
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    return make_tiny_chat_model(tmp_path_factory.mktemp("tiny_chat_model"))
+    return save_tiny_chat_model(tmp_path_factory.mktemp("tiny_chat_model"))
 
 
 def test_local_hf_backend_batches_and_reports_finish(tiny_model):

@@ -4,7 +4,9 @@ outputs, 429/500 then success, 401/400, a dead server, JSON mode and bounded con
 import json
 
 import pytest
-from curriculum_support import ScriptedServer, completion, compose_config, write_curriculum_table
+from support.configs import compose_config
+from support.openai_server import ScriptedServer, completion
+from support.tables import write_curriculum_table
 
 from curriculum.api import generate_curriculum
 from curriculum.backends import BackendFatalError, ChatRequest, build_backend

@@ -8,7 +8,9 @@ import sys
 import time
 
 import pytest
-from curriculum_support import ROOT, ScriptedServer, completion, compose_config, write_curriculum_table
+from support.configs import ROOT, compose_config
+from support.openai_server import ScriptedServer, completion
+from support.tables import write_curriculum_table
 
 from curriculum.api import generate_curriculum
 from curriculum.store import RAW_FILE, request_key

@@ -3,7 +3,9 @@ on a rerun (up to `generation.max_attempts`), and a run that adds nothing says w
 
 import logging
 
-from curriculum_support import ScriptedServer, completion, compose_config, write_curriculum_table
+from support.configs import compose_config
+from support.openai_server import ScriptedServer, completion
+from support.tables import write_curriculum_table
 
 from curriculum.api import generate_curriculum
 

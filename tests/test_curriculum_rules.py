@@ -4,7 +4,8 @@ import json
 
 import pandas as pd
 import pytest
-from curriculum_support import CASES, compose_config, write_curriculum_table
+from support.configs import compose_config
+from support.tables import CASES, write_curriculum_table
 
 from curriculum.api import generate_curriculum
 from curriculum.generator import GenerationError

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from curriculum_support import ROOT, ScriptedServer, completion, write_curriculum_table
+from support.configs import ROOT
+from support.openai_server import ScriptedServer, completion
+from support.tables import write_curriculum_table
 
 from curriculum.secrets import MissingAPIKeyError, redact, register_secret, require_api_key, resolve_api_key
 

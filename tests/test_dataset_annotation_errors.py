@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers_data import write_table
+from support.tables import write_table
 
 from dataset.annotations import AnnotationError, load_annotations
 

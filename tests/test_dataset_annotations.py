@@ -3,7 +3,8 @@
 import numpy as np
 import pandas as pd
 import pytest
-from helpers_data import write_scan, write_table
+from support.scans import write_scan
+from support.tables import write_table
 
 from dataset.annotations import AnnotationError, load_annotations
 from dataset.images import load_scan

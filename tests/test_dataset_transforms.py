@@ -1,10 +1,11 @@
 """Scan transforms give model-sized crops; augmentation is seeded, evaluation is deterministic."""
 
 import numpy as np
-from helpers_data import write_table
 from PIL import Image
+from support.tables import write_table
 
 from dataset.annotations import load_annotations
+from dataset.images import load_scan
 from dataset.scan_dataset import ScanDataset
 from dataset.transforms import build_scan_transform
 
@@ -35,9 +36,16 @@ def test_augmentation_is_random_but_seeded():
     assert a.shape == (192, 192) and np.array_equal(a, b) and not np.array_equal(a, c)
 
 
-def test_scan_dataset_yields_unit_range_tensors(tmp_path):
+def test_scan_dataset_serves_transformed_scans_in_row_order(tmp_path):
     table = load_annotations(write_table(tmp_path))
-    item = ScanDataset(table, build_scan_transform(192, AUG), seed=3)[1]
-    assert tuple(item["image"].shape) == (1, 192, 192)
-    assert 0.0 <= float(item["image"].min()) and float(item["image"].max()) <= 1.0
-    assert item["image_id"] == "img1"
+    transform = build_scan_transform(192, AUG)
+    scans = ScanDataset(table, transform)
+    assert len(scans) == len(table)
+    view = scans.view(1, np.random.default_rng(3))
+    assert view.size == (192, 192) and view.mode == "L"
+    expected = transform(load_scan(table["image_file"].iloc[1]), np.random.default_rng(3))
+    assert np.array_equal(np.asarray(view), np.asarray(expected))
+    # One generator drives the views in the order they are asked for.
+    rng, again = np.random.default_rng(5), np.random.default_rng(5)
+    views = scans.views([2, 0], rng)
+    assert all(np.array_equal(np.asarray(v), np.asarray(scans.view(i, again))) for v, i in zip(views, [2, 0]))

@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from fixtures_models import save_tiny_vlm
-from fixtures_training import training_overrides, write_training_data
+from support.tiny_models import save_tiny_vlm
+from support.training import training_overrides, write_training_data
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "specialist_v5_192px"

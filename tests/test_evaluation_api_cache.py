@@ -5,12 +5,13 @@ evaluated model's invalid answers. Against a real local HTTP server."""
 import json
 
 import pytest
-from curriculum_support import ScriptedServer, completion
+from support.openai_server import ScriptedServer, completion
 
 from curriculum.backends.base import BackendError
 from evaluation.answer_cache import CACHE_FOLDER
 from evaluation.open_ended import run_open_ended_evaluation
-from evaluation_helpers import compose_config, write_tiny_dataset
+from support.configs import compose_config
+from support.tables import write_tiny_dataset
 
 REPORT = "Large drusen with RPE elevation; intermediate AMD. Routine referral."
 JUDGED = json.dumps({"stage": "intermediate", "referral": "routine", "biomarkers": {"drusen": "present"}})

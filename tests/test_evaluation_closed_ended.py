@@ -8,7 +8,8 @@ import pytest
 
 from evaluation.closed_ended import run_closed_ended_evaluation
 from evaluation.scoring import MAJORITY
-from evaluation_helpers import compose_config, write_tiny_dataset
+from support.configs import compose_config
+from support.tables import write_tiny_dataset
 
 
 @pytest.fixture()

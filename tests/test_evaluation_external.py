@@ -6,10 +6,11 @@ import pandas as pd
 import pytest
 
 from evaluation.external import PredictionFileError, score_external_predictions
-from evaluation_helpers import compose_config, write_tiny_dataset
+from support.configs import compose_config
+from support.tables import write_tiny_dataset
 
 # Test images test0..test5 have stages healthy, early, intermediate, late_wet_active, late_dry,
-# late_wet_inactive (tests/evaluation_helpers.py).
+# late_wet_inactive (tests/support/tables.py).
 TRUTH = ["healthy", "early", "intermediate", "late_wet_active", "late_dry", "late_wet_inactive"]
 GRADER_TEXT = [
     "Healthy retina, no AMD.",

@@ -10,8 +10,9 @@ from curriculum.backends import ChatResponse
 from evaluation.demo import find_images, run_demo_inference
 from evaluation.judge import LLMJudge, RuleJudge
 from evaluation.open_ended import report_tasks, run_open_ended_evaluation
-from evaluation_helpers import compose_config, write_tiny_dataset
-from helpers_data import write_scan
+from support.configs import compose_config
+from support.scans import write_scan
+from support.tables import write_tiny_dataset
 
 REPORT = ("Large drusen are seen nasally with a drusenoid PED. There is no subretinal fluid and no "
           "intraretinal fluid. The stage is intermediate AMD, not late dry AMD. Triage: routine referral.")

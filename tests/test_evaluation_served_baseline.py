@@ -15,7 +15,8 @@ import pytest
 from evaluation.closed_ended import run_closed_ended_evaluation
 from evaluation.data import load_evaluation_table, load_model_images
 from evaluation.vision_models import LocalVisionModel
-from evaluation_helpers import compose_config, write_tiny_dataset
+from support.configs import compose_config
+from support.tables import write_tiny_dataset
 
 SERVE_TIMEOUT_S = 180
 

@@ -6,7 +6,7 @@ from PIL import Image
 
 from dataset.clinical import EVALUATION_BIOMARKERS
 from evaluation.vision_probe import annotation_labels, pooled_image_features, probe_labels
-from tests.fixtures_models import build_tiny_vlm
+from support.tiny_models import build_tiny_vlm
 
 
 def _scans(brightness):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from curriculum_support import make_tiny_chat_model
+from support.tiny_models import save_tiny_chat_model
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
@@ -17,7 +17,7 @@ from dataset.images import ImageReadError, ImageTooSmallError, load_scan
 from dataset.naming import safe_file_name
 from dataset.transforms import build_scan_transform
 from evaluation.data import load_model_images
-from fixtures_models import TINY_MODEL_CFG, TINY_TEXTS
+from support.tiny_models import TINY_TEXTS, TINY_VLM_CFG
 from models import build_vlm, check_image_token_count
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -33,7 +33,7 @@ def _save_vit_224(folder: Path) -> Path:
 
 def test_a_224px_pretrained_tower_takes_its_own_size_with_the_default_192px_crop(tmp_path):
     tower = _save_vit_224(tmp_path / "vit224")
-    text = [f"model.text_decoder.{k}={v}" for k, v in TINY_MODEL_CFG["text_decoder"].items() if k != "tokenizer"]
+    text = [f"model.text_decoder.{k}={v}" for k, v in TINY_VLM_CFG["text_decoder"].items() if k != "tokenizer"]
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose(config_name="vision_language_pretraining", overrides=[
             f"paths.root_dir={tmp_path}", f"run_dir={tmp_path}", "model/vision_encoder=pretrained",
@@ -79,14 +79,14 @@ def test_safe_ids_are_kept_and_different_unsafe_ids_stay_apart():
 
 
 def test_the_local_llm_backend_requires_safetensors(tmp_path):
-    folder = make_tiny_chat_model(tmp_path / "llm")
+    folder = save_tiny_chat_model(tmp_path / "llm")
     (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
     with pytest.raises(BackendError, match=r"no model.safetensors .*found pytorch_model.bin"):
         build_backend({"backend": "local_hf", "path": str(folder), "model": "tiny"}, {})
 
 
 def test_the_local_llm_backend_names_a_missing_tokenizer(tmp_path):
-    folder = make_tiny_chat_model(tmp_path / "llm")
+    folder = save_tiny_chat_model(tmp_path / "llm")
     (folder / "tokenizer.json").unlink()
     with pytest.raises(BackendError, match="missing the tokenizer"):
         build_backend({"backend": "local_hf", "path": str(folder), "model": "tiny"}, {})
@@ -96,11 +96,11 @@ def test_the_local_llm_backend_names_a_missing_tokenizer(tmp_path):
 def test_saliency_writes_an_unsafe_image_id_inside_its_run_folder(tmp_path):
     from test_saliency_run import _config
 
-    from helpers_saliency import tiny_vlm
+    from support.tiny_models import build_saliency_vlm
     from models import save_vlm
     from saliency import run_visual_language_gradcam
 
-    model, processor = tiny_vlm()
+    model, processor = build_saliency_vlm()
     saved = save_vlm(model, processor, tmp_path / "models" / "specialist_v5_192px")
     cfg = _config(tmp_path, saved, "dataset.task.report_source=annotation", "dataset.task.max_images=1",
                   "dataset.task.split=null")
@@ -117,7 +117,7 @@ def test_saliency_writes_an_unsafe_image_id_inside_its_run_folder(tmp_path):
 
 
 def test_training_stops_on_a_scan_smaller_than_the_crop_before_any_training(tmp_path):
-    from fixtures_training import training_overrides, write_training_data
+    from support.training import training_overrides, write_training_data
     from models.training import run_vision_language_pretraining
 
     write_training_data(tmp_path)
@@ -147,7 +147,7 @@ def test_evaluation_skips_unusable_test_images_only_when_asked(tmp_path, caplog)
 
     from dataset.annotations import AnnotationError
     from evaluation.data import load_evaluation_table
-    from evaluation_helpers import write_tiny_dataset
+    from support.tables import write_tiny_dataset
 
     table = write_tiny_dataset(tmp_path / "data")
     (tmp_path / "data" / "images" / "test1.png").write_bytes(b"not a png")

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from fixtures_models import build_tiny_vlm, save_tiny_vlm
+from support.tiny_models import build_tiny_vlm, save_tiny_vlm
 from models import load_vlm, save_vlm
 from models.model_files import IncompleteModelError, check_model_files
 from models.registry import resolve_model

@@ -6,8 +6,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from fixtures_models import save_tiny_vlm
-from fixtures_training import training_overrides, write_training_data
+from support.tiny_models import save_tiny_vlm
+from support.training import training_overrides, write_training_data
 from models import load_vlm
 from models.policies import apply_trainable_policy, check_8bit_policy, unwrap_for_saving
 from models.quantization import EightBitUnavailableError, is_8bit, load_vlm_8bit

@@ -7,7 +7,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from fixtures_models import build_tiny_vlm
+from support.tiny_models import build_tiny_vlm
 from models.policies import apply_trainable_policy, count_parameters, train_mode, unwrap_for_saving
 from models.registry import ModelNotFoundError, resolve_model
 

@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from models import check_image_token_count, format_prompt, load_vlm
 from models.retinavlm_checkpoint import CheckpointError
 from models.retinavlm_import import import_retinavlm
-from retinavlm_reference import LLAMA, dequantise_rowwise, reference_logits, write_synthetic_release
+from support.retinavlm_reference import LLAMA, dequantise_rowwise, reference_logits, write_synthetic_release
 
 QUESTIONS = ["What is the AMD stage of this scan?", "Is there any subretinal fluid in this scan?"]
 Q_PROJ = "model.llm.model.model.layers.1.self_attn.q_proj"
@@ -199,7 +199,8 @@ def test_imported_model_runs_through_the_entry_scripts(imported, tmp_path):
     and `run/demos/inference.py` on the phantom, through the functions the scripts call."""
     from evaluation.closed_ended import run_closed_ended_evaluation
     from evaluation.demo import run_demo_inference
-    from evaluation_helpers import ROOT, compose_config, write_tiny_dataset
+    from support.configs import ROOT, compose_config
+    from support.tables import write_tiny_dataset
     from models.retinavlm_import import run_import
 
     release, _, _ = imported
@@ -232,8 +233,8 @@ def test_imported_model_runs_through_the_entry_scripts(imported, tmp_path):
 def test_imported_model_fine_tunes_under_the_adapter_policy(imported, tmp_path):
     from hydra import compose, initialize_config_dir
 
-    from evaluation_helpers import CONFIGS
-    from fixtures_training import training_overrides, write_training_data
+    from support.configs import CONFIGS
+    from support.training import training_overrides, write_training_data
     from models.training import run_vision_language_pretraining
 
     _, folder, _ = imported
@@ -275,7 +276,7 @@ def test_imported_model_loads_in_8_bit_on_cuda(imported):
 def test_registry_entry_without_an_import_says_how_to_get_the_weights(name, tmp_path):
     from omegaconf import OmegaConf
 
-    from evaluation_helpers import compose_config
+    from support.configs import compose_config
     from models.registry import ModelNotFoundError, resolve_model
 
     cfg = compose_config("default", tmp_path, [f"pretrained_models={name}"])
@@ -302,8 +303,8 @@ def test_existing_output_is_kept_unless_overwrite_and_ignored_keys_are_reported(
 
 
 def test_gradcam_runs_on_the_imported_model_at_its_last_stage(imported, tmp_path):
-    from evaluation_helpers import compose_config
-    from helpers_saliency import write_masked_table
+    from support.configs import compose_config
+    from support.tables import write_masked_table
     from saliency import run_visual_language_gradcam
 
     _, folder, _ = imported

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fixtures_models import TINY_MODEL_CFG, TINY_TEXTS, build_tiny_vlm
+from support.tiny_models import TINY_TEXTS, TINY_VLM_CFG, build_tiny_vlm
 from models import ImageTokenMismatchError, build_vlm, check_image_token_count, format_prompt, generate_answers, load_vlm, save_vlm
 from models.adapter import adapter_config_options
 from models.tokenizer import END_OF_TURN, IMAGE_TOKEN, train_tokenizer
@@ -23,7 +23,7 @@ def _inputs(processor, images, questions):
 
 
 def test_default_levit_tower_gives_36_image_tokens_at_192px():
-    cfg = {**TINY_MODEL_CFG, "vision_encoder": {"kind": "levit", "image_size": 192, "hidden_sizes": [64, 128],
+    cfg = {**TINY_VLM_CFG, "vision_encoder": {"kind": "levit", "image_size": 192, "hidden_sizes": [64, 128],
                                                 "depths": [2, 2], "num_attention_heads": [2, 4]}}
     model, processor = build_vlm(cfg, TINY_TEXTS)
     assert model.config.vision_config.hidden_size == 128
@@ -102,7 +102,7 @@ def test_non_square_token_count_is_rejected():
 @pytest.mark.parametrize("name,act", [("linear", "linear"), ("mlp2x_gelu", "gelu")])
 def test_adapters_map_onto_llava_projector(name, act):
     assert adapter_config_options({"name": name})["projector_hidden_act"] == act
-    model, _ = build_vlm({**TINY_MODEL_CFG, "adapter": {"name": name}}, TINY_TEXTS)
+    model, _ = build_vlm({**TINY_VLM_CFG, "adapter": {"name": name}}, TINY_TEXTS)
     assert model.config.projector_hidden_act == act
 
 

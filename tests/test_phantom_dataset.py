@@ -18,7 +18,7 @@ from dataset.clinical import (
     treatment_referral_from_findings,
 )
 from dataset.phantom import load_masks, make_dataset
-from tests.phantom_helpers import phantom_cfg
+from support.configs import phantom_cfg
 
 NUM_IMAGES = 120
 

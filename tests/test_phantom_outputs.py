@@ -11,7 +11,7 @@ from dataset.annotations import load_annotations
 from dataset.clinical import STAGES, load_knowledge
 from dataset.phantom import make_dataset
 from dataset.phantom.figure import plot_phantom_grid
-from tests.phantom_helpers import phantom_cfg
+from support.configs import phantom_cfg
 
 
 def test_grid_figure_is_written_small(tmp_path):

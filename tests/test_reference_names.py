@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from curriculum_support import compose_config, write_curriculum_table
 from omegaconf import OmegaConf
+from support.configs import compose_config
+from support.tables import write_curriculum_table
 
 from curriculum.api import generate_curriculum
 from dataset.qa_records import read_records

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from helpers_saliency import REPORTS, lesion_scan, tiny_vlm, view_of
+from support.scans import lesion_scan, view_of
+from support.tables import REPORTS
+from support.tiny_models import build_saliency_vlm
 from models import format_prompt
 from saliency.gradcam import GradCamSettings, PhraseGradCam, vision_tower
 from saliency.phrases import build_vocabulary
@@ -18,7 +20,7 @@ QUESTION = "Describe this scan."
 
 @pytest.fixture(scope="module")
 def tiny():
-    return tiny_vlm()
+    return build_saliency_vlm()
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from dataset.transforms import build_scan_transform
-from helpers_saliency import lesion_scan
+from support.scans import lesion_scan
 from saliency.localisation import crop_mask, load_masks, score_map, summarise_scores, upsample_map
 
 

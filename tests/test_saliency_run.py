@@ -9,7 +9,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from helpers_saliency import tiny_vlm, write_masked_table
+from support.tables import write_masked_table
+from support.tiny_models import build_saliency_vlm
 from models import save_vlm
 from saliency import run_visual_language_gradcam
 
@@ -18,7 +19,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory):
-    model, processor = tiny_vlm()
+    model, processor = build_saliency_vlm()
     return save_vlm(model, processor, tmp_path_factory.mktemp("models") / "specialist_v5_192px")
 
 

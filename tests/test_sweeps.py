@@ -11,8 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from curriculum_support import ROOT, ScriptedServer, completion, write_curriculum_table
-from fixtures_training import training_overrides, write_training_data
+from support.configs import ROOT
+from support.openai_server import ScriptedServer, completion
+from support.tables import write_curriculum_table
+from support.training import training_overrides, write_training_data
 
 CANARY = "canary-key-4b8e2d6f0a1c3e5"
 SK_CANARY = "sk-canary0sweep0d41e9b7a3"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fixtures_models import build_tiny_vlm
+from support.tiny_models import build_tiny_vlm
 from models import ImageTokenMismatchError
 from models.tokenizer import END_OF_TURN
 from models.training.collate import IGNORE_INDEX, QACollator, filter_examples

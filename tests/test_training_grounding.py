@@ -7,7 +7,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from fixtures_training import PART_1, training_overrides, write_training_data
+from support.training import PART_1, training_overrides, write_training_data
 from models import load_vlm
 from models.training import run_vision_language_pretraining
 from models.training.collate import QACollator

@@ -14,7 +14,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from safetensors.torch import load_file
 
-from fixtures_training import part_2_overrides, training_overrides, write_training_data
+from support.training import part_2_overrides, training_overrides, write_training_data
 from models.training import run_vision_language_pretraining
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from safetensors.torch import load_file
 
 from dataset.qa_records import QARecord, append_records
-from fixtures_training import training_overrides, write_training_data
+from support.training import training_overrides, write_training_data
 from models.training import run_vision_language_pretraining
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

@@ -24,12 +24,13 @@ import pytest
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from fixtures_web_demo import CONFIGS, REPO, train_demo_models, web_demo_overrides
+from support.configs import CONFIGS, ROOT
+from support.training import train_demo_models, web_demo_overrides
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SCAN = REPO / "dataset" / "processed_images" / "phantom_00002_intermediate.png"
+SCAN = ROOT / "dataset" / "processed_images" / "phantom_00002_intermediate.png"
 SPECIALIST = "specialist_v5_192px"
 
 pytestmark = pytest.mark.slow
@@ -63,7 +64,7 @@ class App:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
         command = [sys.executable, "run/demos/web_demo.py", "paths=template", *web_demo_overrides(root),
                    f"demo.port={self.port}"]
-        self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
         deadline = time.time() + 600  # a loaded 2-core machine can take minutes to import gradio and torch
         while time.time() < deadline:
             assert self.process.poll() is None, log.read_text()[-3000:]

@@ -93,19 +93,29 @@ def plan_fibrosis(scene: Scene, findings: Mapping[str, Any], rng: np.random.Gene
     return _subretinal_finisher("fibrosis", "sub_rpe", profile, centre, rng, brightness=0.84, spread=0.08)
 
 
+def _scattered_centres(scene: Scene, location: str, counts: tuple[int, int], rng: np.random.Generator,
+                       anchor_half_width_um: float, spread_um: float, margin_um: float = 0.0) -> np.ndarray:
+    """Centres of a random number (within `counts`) of small lesions such as cysts or foci.
+
+    At a side or the fovea they spread `spread_um` either way of one anchor (placed for a lesion
+    of half width `anchor_half_width_um`) and stay `margin_um` inside the visible field; diffuse
+    ones (at least three) lie on both sides of the fovea.
+    """
+    geom = scene.geom
+    count = int(rng.integers(counts[0], counts[1] + 1))
+    if location == "diffuse":
+        return diffuse_centres(max(count, 3), scene.eye, scene.fovea_col, geom, rng)
+    anchor = lesion_centre(location, scene.eye, scene.fovea_col, geom, rng, anchor_half_width_um)
+    return geom.keep_visible(anchor + geom.cols(rng.uniform(-spread_um, spread_um, count)), margin_um)
+
+
 def plan_irf(scene: Scene, findings: Mapping[str, Any], rng: np.random.Generator) -> Finisher:
     """Dark round or oval cysts in the inner nuclear and outer nuclear layers; the retina
     swells around them."""
     geom = scene.geom
-    (low, high), (h_low, h_high) = CYSTS[findings["irf_volume"]]
-    count = int(rng.integers(low, high + 1))
-    location = findings["irf_location"]
-    if location == "diffuse":
-        count = max(count, 3)
-        anchors = diffuse_centres(count, scene.eye, scene.fovea_col, geom, rng)
-    else:
-        anchor = lesion_centre(location, scene.eye, scene.fovea_col, geom, rng, 300.0)
-        anchors = geom.keep_visible(anchor + geom.cols(rng.uniform(-350.0, 350.0, count)), 100.0)
+    counts, (h_low, h_high) = CYSTS[findings["irf_volume"]]
+    anchors = _scattered_centres(scene, findings["irf_location"], counts, rng, anchor_half_width_um=300.0,
+                                 spread_um=350.0, margin_um=100.0)
     cysts = []
     swelling = {"inl": np.zeros(geom.width, np.float32), "onl": np.zeros(geom.width, np.float32)}
     for centre in anchors:
@@ -139,15 +149,8 @@ def plan_irf(scene: Scene, findings: Mapping[str, Any], rng: np.random.Generator
 def plan_hrf(scene: Scene, findings: Mapping[str, Any], rng: np.random.Generator) -> Finisher:
     """Small bright dots in the inner and outer nuclear layers, with faint shadows beneath."""
     geom = scene.geom
-    low, high = HRF_COUNTS[findings["hrf_count"]]
-    count = int(rng.integers(low, high + 1))
-    location = findings["hrf_location"]
-    if location == "diffuse":
-        count = max(count, 3)
-        centres = diffuse_centres(count, scene.eye, scene.fovea_col, geom, rng)
-    else:
-        anchor = lesion_centre(location, scene.eye, scene.fovea_col, geom, rng, 250.0)
-        centres = geom.keep_visible(anchor + geom.cols(rng.uniform(-300.0, 300.0, count)))
+    centres = _scattered_centres(scene, findings["hrf_location"], HRF_COUNTS[findings["hrf_count"]], rng,
+                                 anchor_half_width_um=250.0, spread_um=300.0)
 
     def finish(scene: Scene) -> None:
         tops = scene.tops()

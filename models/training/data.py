@@ -1,4 +1,4 @@
-"""Curriculum data for training: QA records joined to scans, a weighted epoch plan, and collation.
+"""Curriculum data for training: QA records joined to scans and a weighted epoch plan.
 
 Reads QA records as files (`dataset.qa_records`) and the annotation table
 (`dataset.annotations`); it never imports the curriculum generator. Every random choice (module
@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from torch.utils.data import Dataset, Sampler
 
 from dataset.images import load_scan
@@ -237,12 +236,3 @@ def flatten(joined: Mapping[str, list[TrainingExample]], weights: Mapping[str, f
     examples = [e for name in names for e in joined[name]]
     return examples, [len(joined[n]) for n in names], [float(weights[n]) for n in names]
 
-
-def collate_images(items: Sequence[dict]) -> tuple[list, list[str], list[str]]:
-    """Split a batch of dataset items into images, questions and answers."""
-    return [i["image"] for i in items], [i["question"] for i in items], [i["answer"] for i in items]
-
-
-def stack(tensors: Sequence[torch.Tensor], value: int) -> torch.Tensor:
-    """Right-pad 1-D tensors to one length and stack them."""
-    return torch.nn.utils.rnn.pad_sequence(list(tensors), batch_first=True, padding_value=value)

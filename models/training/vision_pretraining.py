@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from dataset.clinical import EVALUATION_BIOMARKERS, STAGES, is_present
-from dataset.images import load_scan
+from dataset.scan_dataset import ScanDataset
 from dataset.transforms import ScanTransform
 
 logger = logging.getLogger(__name__)
@@ -100,14 +100,14 @@ def pretrain_vision_tower(tower: nn.Module, feature_layer: int, table: pd.DataFr
     started = time.perf_counter()
     steps, batch_size = int(cfg["steps"]), int(cfg.get("batch_size", 32))
     stages, markers = scan_labels(table)
-    scans = [load_scan(path) for path in table["image_file"]]  # a few thousand small scans fit in memory
+    scans = ScanDataset(table, transform)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     param = next(tower.parameters())
     with torch.no_grad():
         was_training = tower.training
         tower.eval()
-        probe = to_pixels([transform(scans[0], rng).convert("L")], image_mean, image_std).to(param)
+        probe = to_pixels([scans.view(0, rng).convert("L")], image_mean, image_std).to(param)
         width = tower(probe, output_hidden_states=True).hidden_states[feature_layer].shape[-1]
         tower.train(was_training)
     head = PooledHead(width, len(STAGES), len(EVALUATION_BIOMARKERS)).to(param.device)
@@ -127,7 +127,7 @@ def pretrain_vision_tower(tower: nn.Module, feature_layer: int, table: pd.DataFr
             order, cursor = rng.permutation(len(scans)), 0
         index = order[cursor:cursor + batch_size]
         cursor += batch_size
-        pixels = to_pixels([transform(scans[i], rng) for i in index], image_mean, image_std).to(param)
+        pixels = to_pixels(scans.views(index, rng), image_mean, image_std).to(param)
         tokens = tower(pixels, output_hidden_states=True).hidden_states[feature_layer]
         stage_logits, marker_logits = head(tokens)
         target_stage = torch.from_numpy(stages[index]).to(param.device)
@@ -145,23 +145,23 @@ def pretrain_vision_tower(tower: nn.Module, feature_layer: int, table: pd.DataFr
             logger.info("vision pretraining step %d: loss %.3f, batch stage accuracy %.2f", *history[-1])
             window.clear()
     del head, optimizer  # the head is not part of the VLM
-    recalibrated = recalibrate_batch_norm(tower, [scans[i] for i in rng.permutation(len(scans))], transform,
-                                          image_mean, image_std, batch_size, rng)
+    recalibrated = recalibrate_batch_norm(tower, scans, rng.permutation(len(scans)), image_mean, image_std,
+                                          batch_size, rng)
     return {"steps": steps, "wall_time_s": round(time.perf_counter() - started, 1), "history": history,
             "train_images": len(scans), "batch_norm_recalibrated_on": recalibrated}
 
 
 @torch.no_grad()
-def recalibrate_batch_norm(tower: nn.Module, scans: Sequence, transform: ScanTransform, image_mean: Sequence[float],
-                           image_std: Sequence[float], batch_size: int, rng: np.random.Generator,
-                           max_images: int = 1024) -> int:
+def recalibrate_batch_norm(tower: nn.Module, scans: ScanDataset, order: Sequence[int],
+                           image_mean: Sequence[float], image_std: Sequence[float], batch_size: int,
+                           rng: np.random.Generator, max_images: int = 1024) -> int:
     """Re-estimate the tower's batch-norm statistics for its final weights.
 
     The running means and variances are averages over the whole training run, while the weights
     kept moving; the frozen tower then runs in eval mode with statistics that do not fit it (after
     a short pretraining its eval-mode features hardly differ between scans). One pass over up to
-    `max_images` training scans, with a cumulative average, gives the statistics of the weights
-    actually kept. The tower is left in eval mode.
+    `max_images` training scans (taken in `order`, augmented from `rng`), with a cumulative
+    average, gives the statistics of the weights actually kept. The tower is left in eval mode.
 
     Returns:
         The number of scans averaged over (0 when the tower has no batch norm).
@@ -175,9 +175,9 @@ def recalibrate_batch_norm(tower: nn.Module, scans: Sequence, transform: ScanTra
         norm.momentum = None  # cumulative moving average over the pass
     tower.train()
     param = next(tower.parameters())
-    used = scans[:max_images]
+    used = order[:max_images]
     for start in range(0, len(used), batch_size):
-        tower(to_pixels([transform(s, rng) for s in used[start:start + batch_size]], image_mean, image_std).to(param))
+        tower(to_pixels(scans.views(used[start:start + batch_size], rng), image_mean, image_std).to(param))
     for norm, momentum in zip(norms, momenta):
         norm.momentum = momentum
     tower.eval()

@@ -1,4 +1,5 @@
-"""Tiny curriculum data for training tests: a contract-format table, scans and records.jsonl stores.
+"""Tiny curriculum training for tests: a contract-format table, scans and records.jsonl stores,
+the overrides of a tiny run, and the trained model pair the web-demo tests use.
 
 The answers depend on a visible image property (a bright bar drawn for drusen-positive images), so
 a model can actually learn them.
@@ -14,6 +15,8 @@ from PIL import Image
 
 from dataset.clinical import BIOMARKERS
 from dataset.qa_records import QARecord, append_records
+from support.configs import ROOT, compose_overrides
+from support.tiny_models import tiny_vlm_overrides
 
 PART_1 = "tabular_annotate_rules"
 PART_2 = ("1_advanced_biomarkers_guidelines", "2_specific_qa")
@@ -57,20 +60,44 @@ def write_training_data(root: Path, images: int = 24) -> Path:
 
 
 def training_overrides(root: Path, extra: list[str] | None = None) -> list[str]:
-    """Hydra overrides pointing a tiny run at `root` (data from `write_training_data`)."""
-    fixture_model = [
-        "model.vision_encoder.hidden_sizes=[32,64]", "model.vision_encoder.depths=[1,1]",
-        "model.vision_encoder.num_attention_heads=[1,2]", "model.text_decoder.hidden_size=64",
-        "model.text_decoder.intermediate_size=128", "model.text_decoder.num_hidden_layers=2",
-        "model.text_decoder.num_attention_heads=2", "model.text_decoder.num_key_value_heads=2",
-        "model.text_decoder.tokenizer.vocab_size=400", "model.text_decoder.tokenizer.min_frequency=1",
-    ]
-    return [f"paths.root_dir={Path(__file__).resolve().parents[1]}", f"paths.output_dir={root}/outputs",
+    """Hydra overrides pointing a tiny run (the tiny VLM, `training=debug`) at `root`, whose data
+    `write_training_data` wrote."""
+    return [f"paths.root_dir={ROOT}", f"paths.output_dir={root}/outputs",
             f"paths.data_dir={root}/data", f"paths.curriculum_dir={root}/curriculum", f"run_dir={root}/run",
-            "training=debug", *fixture_model, *(extra or [])]
+            "training=debug", *tiny_vlm_overrides(), *(extra or [])]
 
 
 def part_2_overrides() -> list[str]:
     """Point the part-2 task at the two stores the fixture writes."""
     return ["dataset/task=curriculum_part_2_advanced_retinal_specialism", "~dataset.task.curricula",
             f"+dataset.task.curricula={{{PART_2[0]}: 1.0, {PART_2[1]}: 0.5}}"]
+
+
+def web_demo_overrides(root: Path) -> list[str]:
+    """Hydra overrides that point the web demo (or `run/demos/inference.py`) at the trained pair."""
+    return [f"paths.root_dir={ROOT}", f"paths.output_dir={root}/outputs", f"paths.data_dir={root}/data",
+            f"paths.curriculum_dir={root}/curriculum", f"run_dir={root}/web_run"]
+
+
+def train_demo_models(root: Path, steps: int = 150) -> dict:
+    """Train `retinavlm_base_192px` and `specialist_v5_192px` under `root` and evaluate the specialist.
+
+    Part 1 and part 2 of the curriculum on the training scans, then a calibrated closed-ended
+    staging evaluation of the specialist, so its model card carries option biases. About a minute
+    on 2 cores.
+
+    Returns:
+        {"table": annotations.csv, "models": model folder, "evaluation": the evaluation's output}.
+    """
+    from evaluation.closed_ended import run_closed_ended_evaluation
+    from models.training import run_vision_language_pretraining
+
+    table = write_training_data(root)
+    longer = [f"training.max_steps={steps}", "training.eval_every=1000", "training.checkpoint_every=1000"]
+    run_vision_language_pretraining(compose_overrides("vision_language_pretraining", training_overrides(root, longer)))
+    run_vision_language_pretraining(compose_overrides("vision_language_pretraining", training_overrides(
+        root, ["pretrained_models=retinavlm_base_192px", f"run_dir={root / 'run2'}", *longer, *part_2_overrides()])))
+    evaluation = run_closed_ended_evaluation(compose_overrides("closed_ended_evaluation", [
+        *web_demo_overrides(root), f"run_dir={root / 'evaluation'}", "models=[specialist_v5_192px]",
+        "evaluation.statistics.n_resamples=20", "evaluation.figures=false"]))
+    return {"table": table, "models": root / "outputs" / "models", "evaluation": evaluation}
