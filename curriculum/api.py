@@ -14,7 +14,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from curriculum.backends import build_backend
@@ -22,29 +21,13 @@ from curriculum.generator import ModuleResult, generate_module
 from curriculum.modules import load_modules
 from curriculum.secrets import install_log_redaction
 from curriculum.store import DEFAULT_MAX_ATTEMPTS
-from dataset.annotations import AnnotationError, load_annotations
+from dataset.annotations import load_annotations
 from dataset.runtime import prepare_run
+from dataset.splits import select_rows
 
 logger = logging.getLogger(__name__)
 
 SUMMARY_FILE = "curriculum_summary.json"
-
-
-def select_images(table: pd.DataFrame, splits: list[str] | None, max_images: int | None) -> pd.DataFrame:
-    """Rows of the wanted splits (None: all rows), the first `max_images` of them (None: all).
-
-    Raises:
-        AnnotationError: splits are requested but the table has no `split` column.
-    """
-    if splits:
-        if "split" not in table.columns:
-            raise AnnotationError("the annotation table has no 'split' column, so the train/validation images "
-                                  "cannot be told from test images; add one, or set generation.splits=null "
-                                  "to use every image")
-        table = table[table["split"].isin(list(splits))]
-    if max_images is not None:
-        table = table.head(int(max_images))
-    return table.reset_index(drop=True)
 
 
 def generate_curriculum(cfg: DictConfig) -> dict[str, Any]:
@@ -71,7 +54,7 @@ def generate_curriculum(cfg: DictConfig) -> dict[str, Any]:
     gen = cfg.generation
     table = load_annotations(gen.annotations_file, images_dir=gen.get("images_dir"),
                              check_images=bool(gen.get("check_images", False)))
-    table = select_images(table, list(gen.splits) if gen.splits else None, gen.max_images)
+    table = select_rows(table, gen.splits, gen.max_images, setting="generation.splits")
     logger.info("%d images (splits %s) x %d module(s) with %s/%s", len(table), gen.splits, len(modules),
                 backend.source, backend.model)
     prices = OmegaConf.to_container(lm_cfg.prices, resolve=True) if lm_cfg.get("prices") else None

@@ -3,8 +3,8 @@
 The vocabulary comes from `dataset.clinical` (stage, stage-group and referral names and ids,
 biomarker names and synonyms, attribute values); only the wording variants are made here. A
 mention preceded, within its clause, by a negation or contrast cue ("not", "no", "than",
-"rather", "without", "would", ...) is not an assertion: "intermediate AMD, not late dry AMD"
-asserts intermediate only.
+"rather", "without", "would", ...; the `mentions` cues of `dataset/clinical/negation.yaml`) is not
+an assertion: "intermediate AMD, not late dry AMD" asserts intermediate only.
 """
 
 from __future__ import annotations
@@ -13,16 +13,10 @@ import re
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
-from dataset.clinical import load_knowledge
+from dataset.clinical import load_knowledge, load_negation_cues
 
-_CUES = {"no", "not", "without", "nor", "than", "rather", "instead", "exclude", "excludes", "excluded",
-         "excluding", "rule", "ruled", "rules", "against", "unlike", "absent", "absence", "beyond",
-         "would", "could", "if", "risk", "progress", "progression", "develop", "developing", "towards",
-         "neither", "none", "lack", "lacks", "lacking", "whether", "versus", "vs",
-         # history and criteria of other stages are not assertions about this scan
-         "after", "treated", "previous", "previously", "history", "criteria", "criterion"}
-_CUE_WINDOW = 6
-_CLAUSE = re.compile(r"[.;:!?\n]+|,\s+(?:but|while|whereas)\b")
+_NEGATION = load_negation_cues().mentions
+_CLAUSE = re.compile(_NEGATION.clause_break)
 
 
 def normalise(text: str) -> list[str]:
@@ -57,8 +51,8 @@ class Vocabulary:
                     i += 1
                     continue
                 length, labels = match
-                window = tokens[max(0, i - _CUE_WINDOW):i]
-                if not (negation_aware and _CUES.intersection(window)):
+                window = tokens[max(0, i - _NEGATION.window):i]
+                if not (negation_aware and _NEGATION.cue_words.intersection(window)):
                     found.append(labels)
                 i += length
         return found

@@ -28,12 +28,12 @@ from dataset.annotation_checks import (
 from dataset.annotation_csv import LINE_NUMBERS, AnnotationError, read_annotation_csv
 from dataset.clinical import BIOMARKERS, REFERRALS, STAGES, TREATMENT_REFERRALS, load_knowledge
 from dataset.images import ImageReadError, check_image_readable
+from dataset.splits import SPLITS
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AnnotationError", "REQUIRED_COLUMNS", "load_annotations", "split_of", "validate_annotations"]
+__all__ = ["AnnotationError", "REQUIRED_COLUMNS", "load_annotations", "validate_annotations"]
 
-SPLITS = ("train", "validation", "test")
 EYES = ("left", "right")
 SEXES = ("female", "male")
 LABEL_COLUMNS = {"stage": STAGES, "referral": REFERRALS, "referral_treatment": TREATMENT_REFERRALS}
@@ -265,15 +265,3 @@ def _check_images(path: Path, df: pd.DataFrame) -> None:
         more = f"\n  ... and {len(failures) - MAX_LISTED} more" if len(failures) > MAX_LISTED else ""
         raise AnnotationError(f"{path}: {len(failures)} image(s) missing or unreadable:\n  "
                               + "\n  ".join(failures[:MAX_LISTED]) + more)
-
-
-def split_of(df: pd.DataFrame, split: str) -> pd.DataFrame:
-    """Rows of one split; raises if the table has no split column or the split is empty."""
-    if "split" not in df.columns:
-        raise AnnotationError("the annotation table has no 'split' column; add one (train/validation/test)")
-    if split not in SPLITS:
-        raise AnnotationError(f"unknown split {split!r}; known: {SPLITS}")
-    subset = df[df["split"] == split]
-    if subset.empty:
-        raise AnnotationError(f"the annotation table has no rows in split {split!r}")
-    return subset.reset_index(drop=True)

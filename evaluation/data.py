@@ -9,9 +9,10 @@ from typing import Any
 import pandas as pd
 from PIL import Image
 
-from dataset.annotations import load_annotations, split_of
+from dataset.annotations import load_annotations
 from dataset.errors import ConfigError
 from dataset.images import ImageReadError, load_scan
+from dataset.splits import select_rows
 from dataset.transforms import build_scan_transform
 
 logger = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ def load_evaluation_table(dataset_cfg: Mapping[str, Any], split: str = "test",
     Args:
         dataset_cfg: the `dataset` config (`annotations_file`, `images_dir`).
         split: the split evaluated (the test split by default).
-        max_images: keep only the first this many images (debugging and tests).
+        max_images: keep only the first this many images (debugging and tests; None or 0: all).
 
     Returns:
         (full table, evaluation rows).
@@ -40,9 +41,7 @@ def load_evaluation_table(dataset_cfg: Mapping[str, Any], split: str = "test",
         raise ConfigError(f"dataset.unreadable_images={mode!r} is unknown; use one of {', '.join(UNREADABLE_MODES)}")
     table = load_annotations(dataset_cfg["annotations_file"], dataset_cfg.get("images_dir"),
                              check_images=mode == "stop")
-    rows = split_of(table, split)
-    if max_images:
-        rows = rows.head(int(max_images)).reset_index(drop=True)
+    rows = select_rows(table, split, max_images or None)
     if mode == "skip":
         rows = _usable_rows(rows, dataset_cfg, split)
     logger.info("evaluating %d %s images of %d patients", len(rows), split, rows["patient_id"].nunique())

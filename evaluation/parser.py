@@ -12,19 +12,19 @@ classes. A mention of late wet AMD without its activity takes the activity from 
 answer (an explicit word, else whether it names fluid); without either it is invalid.
 
 Hand-written because no well-kept library parses clinical answers; negation handling follows the
-NegEx idea (trigger words with a clause-bounded scope).
+NegEx idea (trigger words with a clause-bounded scope, from `dataset/clinical/negation.yaml`).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import yaml
 
-from dataset.clinical import REFERRALS, STAGES, load_knowledge
+from dataset.clinical import REFERRALS, STAGES, load_knowledge, load_negation_cues
 from evaluation.tasks import ABSENT, PRESENT, Task
 
 LEXICON_FILE = Path(__file__).with_name("answer_lexicon.yaml")
@@ -63,7 +63,7 @@ def _phrase_pattern(phrase: str) -> str:
 
 @dataclass(frozen=True)
 class Lexicon:
-    """The compiled `answer_lexicon.yaml` plus clinical synonyms."""
+    """The compiled `answer_lexicon.yaml` plus clinical synonyms and negation cues."""
 
     classes: dict[str, list[tuple[str | None, re.Pattern]]]  # task kind or biomarker id -> patterns
     negation_before: re.Pattern
@@ -99,13 +99,13 @@ def _check_ids(section: dict, known: tuple[str, ...], name: str, path: Path) -> 
 
 @lru_cache(maxsize=None)
 def load_lexicon(path: str | Path = LEXICON_FILE) -> Lexicon:
-    """Read and compile the answer lexicon.
+    """Read and compile the answer lexicon, with the negation cues of `dataset.clinical`.
 
     Raises:
         ValueError: a class id is not a stage / referral id of `dataset.clinical`.
     """
     path = Path(path)
-    raw = yaml.safe_load(path.read_text())
+    raw = {**yaml.safe_load(path.read_text()), **asdict(load_negation_cues().answers)}
     _check_ids(raw["stages"], STAGES, "stages", path)
     _check_ids(raw["referrals"], REFERRALS, "referrals", path)
     raw["stages"] = {k: _expand(v, raw.get("placeholders", {})) for k, v in raw["stages"].items()}

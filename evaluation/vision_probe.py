@@ -96,7 +96,8 @@ def annotation_labels(rows: pd.DataFrame) -> dict[str, list]:
 
 def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     """Probe a saved model on an annotation table's train and test splits; print the table."""
-    from dataset.annotations import load_annotations, split_of
+    from dataset.annotations import load_annotations
+    from dataset.splits import select_rows
     from evaluation.data import load_model_images
     from models.vlm import load_vlm
 
@@ -113,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
 
     model, processor = load_vlm(args.model, "cpu")
     table = load_annotations(args.annotations, args.images_dir)
-    train, test = split_of(table, "train"), split_of(table, "test")
+    train, test = select_rows(table, "train"), select_rows(table, "test")
     if args.max_train:
         train = train.head(args.max_train)
     dataset_cfg = {"crop_size": args.crop_size, "image_height": args.image_size[0],

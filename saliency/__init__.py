@@ -13,7 +13,7 @@ from saliency.explain import ImageExplanation, explain_report, save_explanation,
 from saliency.gradcam import GradCamSettings, PhraseGradCam, attribution_mode, resolve_layer, vision_tower
 from saliency.localisation import crop_mask, load_masks, score_map, summarise_scores, upsample_map
 from saliency.phrases import Phrase, PhraseVocabulary, build_vocabulary
-from saliency.pipeline import run_visual_language_gradcam, select_images
+from saliency.pipeline import run_visual_language_gradcam
 from saliency.teacher_forcing import TeacherForcedInput, build_teacher_forced_input, phrase_log_probability
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
     "save_explanation",
     "score_explanation",
     "score_map",
-    "select_images",
     "summarise_scores",
     "upsample_map",
     "vision_tower",

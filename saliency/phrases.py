@@ -6,8 +6,9 @@ Matching is case-insensitive on word boundaries, longest term first, without ove
 "subretinal hyperreflective material" is one phrase and "PED" never matches inside "PEDs-like".
 
 Negation is a small, documented heuristic (a cue word before the phrase in the same clause, or an
-absence word after it before the next finding): reports state key absences ("no subretinal
-fluid") and a Grad-CAM map for an absent finding has no lesion to point at.
+absence word after it before the next finding; the `reports` cues of
+`dataset/clinical/negation.yaml`): reports state key absences ("no subretinal fluid") and a
+Grad-CAM map for an absent finding has no lesion to point at.
 """
 
 from __future__ import annotations
@@ -16,16 +17,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-from dataset.clinical import ClinicalKnowledge, load_knowledge
+from dataset.clinical import ClinicalKnowledge, load_knowledge, load_negation_cues
 
-# Cue words are language, not clinical facts, so they live here (and in config when overridden).
-DEFAULT_PRE_NEGATION_CUES = ("no", "not", "without", "absent", "absence of", "free of", "negative for",
-                             "neither", "nor", "rules out", "ruled out", "no evidence of", "no sign of",
-                             "no signs of")
-DEFAULT_POST_NEGATION_CUES = ("absent", "not seen", "not present", "not identified", "not detected",
-                              "not visible", "not evident", "ruled out", "excluded")
-# Words that end the scope of a negation cue inside a clause ("no fluid, but large drusen").
-DEFAULT_SCOPE_BREAKS = ("but", "however", "although", "though", "while", "whereas", "with", "yet")
 _CLAUSE_END = re.compile(r"[.;:!?\n]")
 
 
@@ -65,6 +58,8 @@ class Phrase:
 class PhraseVocabulary:
     """Terms naming findings, compiled into one longest-first regular expression.
 
+    A cue list left None is the shipped one (`reports` in `dataset/clinical/negation.yaml`).
+
     Args:
         terms: the terms; duplicates (case-insensitive) must name the same biomarker.
         pre_negation_cues: words that negate a following finding in the same clause.
@@ -75,10 +70,9 @@ class PhraseVocabulary:
         ValueError: no terms, or one term assigned to two biomarkers.
     """
 
-    def __init__(self, terms: Iterable[VocabularyTerm],
-                 pre_negation_cues: Sequence[str] = DEFAULT_PRE_NEGATION_CUES,
-                 post_negation_cues: Sequence[str] = DEFAULT_POST_NEGATION_CUES,
-                 scope_breaks: Sequence[str] = DEFAULT_SCOPE_BREAKS):
+    def __init__(self, terms: Iterable[VocabularyTerm], pre_negation_cues: Sequence[str] | None = None,
+                 post_negation_cues: Sequence[str] | None = None, scope_breaks: Sequence[str] | None = None):
+        cues = load_negation_cues().reports
         self.terms: dict[str, VocabularyTerm] = {}
         for term in terms:
             key = term.text.strip().lower()
@@ -95,9 +89,9 @@ class PhraseVocabulary:
         # (?<![\w-]) / (?![\w-]): whole words only, and hyphenated words count as one word.
         self._pattern = re.compile(r"(?<![\w-])(" + "|".join(re.escape(t) for t in ordered) + r")(?![\w-])",
                                    re.IGNORECASE)
-        self._pre = _word_pattern(pre_negation_cues)
-        self._post = _word_pattern(post_negation_cues)
-        self._breaks = _word_pattern(scope_breaks)
+        self._pre = _word_pattern(cues.pre_negation_cues if pre_negation_cues is None else pre_negation_cues)
+        self._post = _word_pattern(cues.post_negation_cues if post_negation_cues is None else post_negation_cues)
+        self._breaks = _word_pattern(cues.scope_breaks if scope_breaks is None else scope_breaks)
 
     @property
     def biomarkers(self) -> list[str]:
@@ -152,7 +146,7 @@ def build_vocabulary(biomarkers: Sequence[str] | None = None,
                      extra_synonyms: Mapping[str, Sequence[str]] | None = None,
                      exclude_terms: Sequence[str] = (),
                      knowledge: ClinicalKnowledge | None = None,
-                     **negation: Sequence[str]) -> PhraseVocabulary:
+                     **negation: Sequence[str] | None) -> PhraseVocabulary:
     """Build the vocabulary from the clinical knowledge plus configured extras.
 
     Args:
@@ -160,7 +154,8 @@ def build_vocabulary(biomarkers: Sequence[str] | None = None,
         extra_synonyms: more terms per biomarker id (e.g. {"srf": ["subretinal fluid pocket"]}).
         exclude_terms: terms to drop (case-insensitive), e.g. ambiguous abbreviations.
         knowledge: clinical knowledge; the shipped AMD file by default.
-        **negation: `pre_negation_cues`, `post_negation_cues`, `scope_breaks` overrides.
+        **negation: `pre_negation_cues`, `post_negation_cues`, `scope_breaks` overrides of the
+            shipped lists (None keeps the shipped list).
 
     Returns:
         The compiled vocabulary.
@@ -182,5 +177,4 @@ def build_vocabulary(biomarkers: Sequence[str] | None = None,
         for text in [biomarker.name, *biomarker.synonyms, *extra.get(biomarker_id, [])]:
             if text.strip().lower() not in excluded:
                 terms.append(VocabularyTerm(text, biomarker_id))
-    options = {k: v for k, v in negation.items() if v is not None}
-    return PhraseVocabulary(terms, **options)
+    return PhraseVocabulary(terms, **negation)

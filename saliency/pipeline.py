@@ -24,6 +24,7 @@ from dataset.annotations import load_annotations
 from dataset.images import load_scan
 from dataset.naming import safe_file_name
 from dataset.runtime import prepare_run
+from dataset.splits import select_rows
 from dataset.transforms import build_scan_transform
 from models import build_vlm, format_prompt, generate_answers, load_vlm
 from models.registry import resolve_model
@@ -64,25 +65,6 @@ def load_model_for_saliency(entry_cfg: Mapping[str, Any], model_cfg: Mapping[str
     return load_vlm(resolved.path)
 
 
-def select_images(table: pd.DataFrame, split: str | None, max_images: int | None, seed: int) -> pd.DataFrame:
-    """The rows to explain: one split (all rows if None), a seeded random subset of `max_images`.
-
-    Raises:
-        ValueError: the split has no rows.
-    """
-    rows = table
-    if split:
-        if "split" not in table.columns:
-            raise ValueError(f"dataset.task.split={split!r} but the annotation table has no split column; "
-                             "set dataset.task.split=null to use every image")
-        rows = table[table["split"] == split]
-    if rows.empty:
-        raise ValueError(f"no images in split {split!r}; choose another dataset.task.split")
-    if max_images is not None and len(rows) > int(max_images):
-        rows = rows.sample(n=int(max_images), random_state=seed)
-    return rows.sort_values("image_id").reset_index(drop=True)
-
-
 def _reports(task: DictConfig, model, processor, rows: pd.DataFrame, views: list) -> list[str]:
     source = task.report_source
     if source not in REPORT_SOURCES:
@@ -110,7 +92,8 @@ def run_visual_language_gradcam(cfg: DictConfig) -> dict[str, Any]:
     run_dir = prepare_run(cfg)
     task, settings = cfg.dataset.task, cfg.saliency
     table = load_annotations(cfg.dataset.annotations_file, cfg.dataset.images_dir)
-    rows = select_images(table, task.split, task.max_images, int(cfg.seed))
+    rows = select_rows(table, task.split, task.max_images, seed=int(cfg.seed), setting="dataset.task.split")
+    rows = rows.sort_values("image_id").reset_index(drop=True)
     texts = [r for r in table.get("report", pd.Series(dtype=str)).dropna().astype(str)]
     model, processor = load_model_for_saliency(cfg.pretrained_models, cfg.model, texts)
     transform = build_scan_transform(int(cfg.dataset.crop_size),

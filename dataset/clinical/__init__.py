@@ -1,7 +1,9 @@
 """Clinical truth for AMD on OCT: one data file (`amd_oct.yaml`) and the rules derived from it.
 
 Everything that needs a biomarker name, a stage, a referral outcome or a guideline sentence reads
-it from here: the phantom, the rules curriculum backend, the prompts and the evaluation.
+it from here: the phantom, the rules curriculum backend, the prompts and the evaluation. How text
+negates a finding (`negation.yaml`) lives here too, for the three readers of free text: curriculum
+validation, the answer parser and saliency.
 """
 
 from dataset.clinical.knowledge import (
@@ -13,6 +15,7 @@ from dataset.clinical.knowledge import (
     ClinicalKnowledge,
     load_knowledge,
 )
+from dataset.clinical.negation import NegationCues, load_negation_cues
 from dataset.clinical.rules import (
     is_present,
     present_biomarkers,
@@ -30,8 +33,10 @@ __all__ = [
     "STAGES",
     "TREATMENT_REFERRALS",
     "ClinicalKnowledge",
+    "NegationCues",
     "is_present",
     "load_knowledge",
+    "load_negation_cues",
     "present_biomarkers",
     "referral_from_findings",
     "stage_from_findings",

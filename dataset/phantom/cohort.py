@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from dataset.clinical import STAGES, is_present
+from dataset.splits import SPLITS
 
-SPLITS = ("train", "validation", "test")
 # logMAR by stage before the effect of central lesions; late disease sees worst.
 STAGE_ACUITY = {"healthy": 0.0, "early": 0.08, "intermediate": 0.16, "late_dry": 0.5,
                 "late_wet_inactive": 0.55, "late_wet_active": 0.45}
