@@ -40,7 +40,7 @@ def _table(tmp_path, n: int = 8) -> pd.DataFrame:
 
 
 def _cfg(steps: int) -> dict:
-    return {"steps": steps, "batch_size": 8, "learning_rate": 3e-3, "warmup_steps": 0, "log_every": 1,
+    return {"steps": steps, "batch_size": 8, "learning_rate": 1e-3, "warmup_steps": 0, "log_every": 1,
             "lr_schedule": "constant"}
 
 
