@@ -61,6 +61,7 @@ def main() -> None:
     from evaluation.answer_modes import ReportCache, answer_task
     from evaluation.tasks import build_tasks
     from evaluation.vision_models import LocalVisionModel
+    from models.registry import open_model
 
     model_dir = args.model_dir
     if args.tiny or not (model_dir / "config.json").is_file():
@@ -70,8 +71,9 @@ def main() -> None:
         model_dir = save_tiny_vlm(Path(tempfile.mkdtemp()) / "tiny_vlm")
     images, source = _images(args.images)
     ids = [str(i) for i in range(len(images))]
-    model = LocalVisionModel("bench", model_dir, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-                             device=args.device, score_batch_size=args.batch_size * 6)
+    opened = open_model({"name": "bench", "kind": "local", "path": str(model_dir)}, device=args.device)
+    model = LocalVisionModel("bench", *opened, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                             score_batch_size=args.batch_size * 6)
     task = build_tasks("staging", {"question": "What is the AMD stage of this scan?"})[0]
     prompts = {"report_question": REPORT_QUESTION, "two_step_template": TEMPLATE}
     print(f"model: {model_dir}\nimages: {source}; batch size {args.batch_size}; "

@@ -26,17 +26,10 @@ from evaluation.model_cards import refresh_model_cards
 from evaluation.outputs import PREDICTIONS_FILE, write_jsonl, write_metrics
 from evaluation.scoring import CALIBRATED_SUFFIX, PREDICTION_COLUMNS, majority_predictions, score_all
 from evaluation.tasks import Task, build_tasks
-from evaluation.vision_models import build_answerer, load_registry_entry
+from evaluation.vision_models import build_answerer
+from models.registry import load_registry_entry, model_names
 
 logger = logging.getLogger(__name__)
-
-
-def model_names(cfg: DictConfig) -> list[str]:
-    """The registry names to evaluate: `models` (a list) or else the selected `pretrained_models`."""
-    names = cfg.get("models")
-    if names:
-        return [str(n) for n in (names if not isinstance(names, str) else [names])]
-    return [str(cfg.pretrained_models.name)]
 
 
 def build_task_list(task_cfg: DictConfig) -> list[Task]:

@@ -20,7 +20,7 @@ from dataset.images import ImageReadError, load_scan
 from dataset.runtime import prepare_run
 from dataset.transforms import build_scan_transform
 from evaluation.outputs import write_jsonl
-from evaluation.vision_models import build_answerer, load_registry_entry
+from evaluation.vision_models import build_answerer
 
 logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
@@ -126,8 +126,7 @@ def run_demo_inference(cfg: DictConfig) -> DemoAnswers:
     if not images:
         listed = "; ".join(f"{u['file']}: {u['reason']}" for u in unreadable)
         raise InputError(f"none of the {len(unreadable)} image files at {task.images} could be read ({listed})")
-    entry = load_registry_entry(str(cfg.pretrained_models.name), cfg)
-    answerer = build_answerer(entry, cfg.paths, cfg.demo)
+    answerer = build_answerer(cfg.pretrained_models, cfg.paths, cfg.demo)
     try:
         pairs = [(i, q) for i in range(len(images)) for q in questions]
         answers = answerer.generate([images[i] for i, _ in pairs], [q for _, q in pairs])

@@ -17,9 +17,8 @@ from typing import Any
 from omegaconf import DictConfig
 
 from evaluation.scoring import MAJORITY
-from evaluation.vision_models import load_registry_entry
 from models.model_card import record_evaluation
-from models.registry import resolve_model
+from models.registry import load_registry_entry, resolve_model
 
 logger = logging.getLogger(__name__)
 

@@ -18,14 +18,15 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from dataset.runtime import prepare_run
-from evaluation.closed_ended import model_names, score_and_write
+from evaluation.closed_ended import score_and_write
 from evaluation.data import load_evaluation_table, load_model_images
 from evaluation.judge import build_judge
 from evaluation.outputs import PREDICTIONS_FILE, write_jsonl
 from evaluation.scoring import majority_predictions
 from evaluation.statistics import patient_bootstrap
 from evaluation.tasks import Task, build_tasks
-from evaluation.vision_models import build_answerer, load_registry_entry
+from evaluation.vision_models import build_answerer
+from models.registry import load_registry_entry, model_names
 
 logger = logging.getLogger(__name__)
 REPORTS_FILE = "reports.jsonl"

@@ -17,15 +17,13 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from curriculum.backends.base import BackendError
 from evaluation.answer_cache import CACHE_FOLDER, AnswerCache, answer_key
-from models.registry import ResolvedModel, resolve_model
+from models.registry import ResolvedModel, open_model, resolve_model
 
 logger = logging.getLogger(__name__)
-REGISTRY_DIR = Path(__file__).resolve().parents[1] / "configs" / "pretrained_models"
 
 
 @runtime_checkable
@@ -50,16 +48,14 @@ class VisionAnswerer(Protocol):
 
 
 class LocalVisionModel:
-    """A local Hugging Face image-text-to-text directory, loaded with stock transformers."""
+    """A local Hugging Face image-text-to-text model (opened by `models.registry.open_model`)."""
 
     supports_likelihood = True
 
-    def __init__(self, name: str, path: str | Path, batch_size: int = 8, max_new_tokens: int = 128,
-                 device: str | None = None, score_batch_size: int = 32, option_score: str = "sum"):
-        from models import load_vlm
-
+    def __init__(self, name: str, model, processor, batch_size: int = 8, max_new_tokens: int = 128,
+                 score_batch_size: int = 32, option_score: str = "sum"):
         self.name = name
-        self.model, self.processor = load_vlm(path, device=device)
+        self.model, self.processor = model, processor
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
         self.score_batch_size = score_batch_size
@@ -201,27 +197,6 @@ def _answer_cache(name: str, paths_cfg: Mapping[str, Any] | None,
     return AnswerCache(Path(str(folder)) / f"{safe_file_name(name)}.jsonl")
 
 
-def load_registry_entry(name: str, cfg: DictConfig) -> DictConfig:
-    """The registry entry `name`, with `${paths.*}` resolved against the run's config.
-
-    The entry selected on the command line (`pretrained_models=<name>`) is taken from `cfg` itself,
-    so overrides such as `pretrained_models.path=...` apply.
-
-    Raises:
-        FileNotFoundError: no `configs/pretrained_models/<name>.yaml`.
-    """
-    selected = cfg.get("pretrained_models")
-    if selected is not None and selected.get("name") == name:
-        return selected
-    registry_dir = Path(cfg.get("registry_dir") or REGISTRY_DIR)
-    path = registry_dir / f"{name}.yaml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in registry_dir.glob("*.yaml")))
-        raise FileNotFoundError(f"no registry entry {path}; known models: {known}")
-    merged = OmegaConf.merge({"paths": cfg.paths}, {"entry": OmegaConf.load(path)})
-    return merged.entry
-
-
 def build_answerer(entry_cfg: Mapping[str, Any], paths_cfg: Mapping[str, Any] | None,
                    generation_cfg: Mapping[str, Any]) -> VisionAnswerer:
     """Resolve a registry entry and open it for evaluation.
@@ -240,8 +215,9 @@ def build_answerer(entry_cfg: Mapping[str, Any], paths_cfg: Mapping[str, Any] | 
     batch_size = int(generation_cfg.get("batch_size", 8))
     max_new_tokens = int(generation_cfg.get("max_new_tokens", 128))
     if resolved.kind == "local":
-        return LocalVisionModel(resolved.name, resolved.path, batch_size=batch_size,
-                                max_new_tokens=max_new_tokens, device=generation_cfg.get("device"),
+        model, processor = open_model(resolved, device=generation_cfg.get("device"))
+        return LocalVisionModel(resolved.name, model, processor, batch_size=batch_size,
+                                max_new_tokens=max_new_tokens,
                                 score_batch_size=int(generation_cfg.get("score_batch_size", 32)),
                                 option_score=str(generation_cfg.get("option_score", "sum")))
     if resolved.kind == "openai":

@@ -7,24 +7,33 @@ after the adapter) of the training split and scores it on the test split, next t
 class. A probe far above the majority class with a model answer at the majority rate points at
 the language side (too little training on the question), not the vision tower.
 
-    python -m evaluation.vision_probe --model outputs/models/specialist_v5_192px \
-        --annotations outputs/phantom/annotations.csv
+`run_vision_probe(cfg)` is what `run/vision_probe.py` calls; it writes `vision_probe.csv` (one row
+per model and label) into the run folder.
 """
 
 from __future__ import annotations
 
-import argparse
+import logging
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
+from omegaconf import DictConfig
 from PIL import Image
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from sklearn.preprocessing import StandardScaler
 
+from dataset.annotations import load_annotations
+from dataset.runtime import prepare_run
+from dataset.splits import select_rows
+from evaluation.data import load_model_images
 from models.prompting import to_rgb
+from models.registry import model_names, open_model
+
+logger = logging.getLogger(__name__)
+PROBE_FILE = "vision_probe.csv"
 
 
 @torch.no_grad()
@@ -94,39 +103,38 @@ def annotation_labels(rows: pd.DataFrame) -> dict[str, list]:
     return labels
 
 
-def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
-    """Probe a saved model on an annotation table's train and test splits; print the table."""
-    from dataset.annotations import load_annotations
-    from dataset.splits import select_rows
-    from evaluation.data import load_model_images
-    from models.vlm import load_vlm
+def run_vision_probe(cfg: DictConfig) -> pd.DataFrame:
+    """Probe each registry model's image features on the annotation table's train and test splits.
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="a saved model directory")
-    parser.add_argument("--annotations", default="outputs/phantom/annotations.csv")
-    parser.add_argument("--images-dir", default=None, help="default: beside the annotation table")
-    parser.add_argument("--crop-size", type=int, default=192)
-    parser.add_argument("--image-size", type=int, nargs=2, default=(208, 256),
-                        metavar=("HEIGHT", "WIDTH"))
-    parser.add_argument("--max-train", type=int, default=0, help="at most this many training scans (0: all)")
-    parser.add_argument("--output", default=None, help="also write the table as CSV here")
-    args = parser.parse_args(argv)
+    Args:
+        cfg: the composed `vision_probe` config (`dataset`, `pretrained_models` or `models`,
+            `probe.max_train`, `probe.batch_size`, `probe.regularisation`, `probe.device`).
 
-    model, processor = load_vlm(args.model, "cpu")
-    table = load_annotations(args.annotations, args.images_dir)
+    Returns:
+        One row per model and label (`probe_labels`' columns after `model`); also written to
+        `vision_probe.csv` in the run folder.
+
+    Raises:
+        dataset.errors.ConfigError: a registry entry without local weights (an API endpoint, `new`).
+    """
+    run_dir = prepare_run(cfg)
+    probe = cfg.probe
+    table = load_annotations(cfg.dataset.annotations_file, cfg.dataset.images_dir)
     train, test = select_rows(table, "train"), select_rows(table, "test")
-    if args.max_train:
-        train = train.head(args.max_train)
-    dataset_cfg = {"crop_size": args.crop_size, "image_height": args.image_size[0],
-                   "image_width": args.image_size[1]}
-    features = [pooled_image_features(model, processor, load_model_images(rows, dataset_cfg))
-                for rows in (train, test)]
-    result = probe_labels(features[0], annotation_labels(train), features[1], annotation_labels(test))
-    print(result.to_string(index=False, float_format="%.3f"))
-    if args.output:
-        result.to_csv(args.output, index=False)
+    if probe.max_train:
+        train = train.head(int(probe.max_train))
+    images = [load_model_images(rows, cfg.dataset) for rows in (train, test)]
+    results = []
+    for name in model_names(cfg):
+        model, processor = open_model(name, cfg, device=probe.device, needs="the vision probe")
+        features = [pooled_image_features(model, processor, split_images, batch_size=int(probe.batch_size))
+                    for split_images in images]
+        result = probe_labels(features[0], annotation_labels(train), features[1], annotation_labels(test),
+                              regularisation=float(probe.regularisation), seed=int(cfg.seed))
+        results.append(result.assign(model=name)[["model", *result.columns]])
+        del model, processor  # one model in memory at a time
+    result = pd.concat(results, ignore_index=True)
+    result.to_csv(run_dir / PROBE_FILE, index=False)
+    logger.info("linear probes of the image features (probe vs majority class):\n%s",
+                result.to_string(index=False, float_format="%.3f"))
     return result
-
-
-if __name__ == "__main__":
-    main()

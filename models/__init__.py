@@ -6,7 +6,9 @@ Public API (used by training, evaluation, saliency and the demos):
 - `save_vlm(model, processor, path)`.
 - `format_prompt(processor, question, answer=None) -> str`.
 - `generate_answers(model, processor, images, questions, max_new_tokens, batch_size) -> list[str]`.
-- `models.registry.resolve_model(entry_cfg)`.
+- `models.registry.open_model(name or entry, cfg, device=None, load_in_8bit=False) -> (model, processor)`:
+  how every consumer opens a registry model's weights; `resolve_model(entry_cfg)` and
+  `load_registry_entry(name, cfg)` resolve and read entries.
 - `models.retinavlm_import.import_retinavlm(...)`: the released RetinaVLM weights as a registry model.
 """
 

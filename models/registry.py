@@ -1,7 +1,9 @@
-"""The model registry: `configs/pretrained_models/<name>.yaml` entries resolved to local directories.
+"""The model registry: `configs/pretrained_models/<name>.yaml` entries resolved and opened.
 
 Resolution is offline: an entry names a local Hugging Face directory (`local`), a fresh build
-(`new`), or an OpenAI-compatible vision endpoint (`openai`). Nothing is downloaded.
+(`new`), or an OpenAI-compatible vision endpoint (`openai`). Nothing is downloaded. Every consumer
+opens a local entry's weights with `open_model`, and reads entries by name with
+`load_registry_entry` (the only code that reads registry files outside Hydra's composition).
 """
 
 from __future__ import annotations
@@ -11,9 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from dataset.errors import ConfigError
 from models.model_files import IncompleteModelError, check_model_files
+from models.quantization import load_vlm_8bit
+from models.vlm import load_vlm
 
 KINDS = ("new", "local", "openai")
+REGISTRY_DIR = Path(__file__).resolve().parents[1] / "configs" / "pretrained_models"
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -76,3 +85,91 @@ def resolve_model(entry_cfg: Mapping[str, Any]) -> ResolvedModel:
     except IncompleteModelError as err:
         raise IncompleteModelError(f"pretrained_models={name}: {err}") from None
     return ResolvedModel(name=name, kind=kind, path=path, options=options)
+
+
+def registry_names(registry_dir: str | Path | None = None, kind: str | None = None) -> list[str]:
+    """The names of the registry's entries, sorted by file name; only those of `kind` if given.
+
+    Args:
+        registry_dir: the folder of entries; None = the project's `configs/pretrained_models`.
+        kind: `new`, `local` or `openai`; None = every entry.
+    """
+    names = []
+    for path in sorted(Path(registry_dir or REGISTRY_DIR).glob("*.yaml")):
+        entry = OmegaConf.load(path)
+        if kind is None or str(entry.get("kind", "local")) == kind:
+            names.append(str(entry.get("name", path.stem)))
+    return names
+
+
+def model_names(cfg: Mapping[str, Any]) -> list[str]:
+    """The registry names a run asks for: `models` (a list) or else the selected `pretrained_models`."""
+    names = cfg.get("models")
+    if names:
+        return [str(n) for n in (names if not isinstance(names, str) else [names])]
+    return [str(cfg["pretrained_models"]["name"])]
+
+
+def load_registry_entry(name: str, cfg: DictConfig) -> DictConfig:
+    """The registry entry `name`, with `${paths.*}` resolved against the run's config.
+
+    The entry selected on the command line (`pretrained_models=<name>`) is taken from `cfg` itself,
+    so overrides such as `pretrained_models.path=...` apply; any other is read from
+    `<registry_dir>/<name>.yaml` (`registry_dir`: null = the project's `configs/pretrained_models`).
+
+    Args:
+        name: a registry name, e.g. `specialist_v5_192px`.
+        cfg: the run's composed config (`paths`, `pretrained_models`, optionally `registry_dir`).
+
+    Raises:
+        FileNotFoundError: no `configs/pretrained_models/<name>.yaml`.
+    """
+    selected = cfg.get("pretrained_models")
+    if selected is not None and selected.get("name") == name:
+        return selected
+    registry_dir = Path(cfg.get("registry_dir") or REGISTRY_DIR)
+    path = registry_dir / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in registry_dir.glob("*.yaml")))
+        raise FileNotFoundError(f"no registry entry {path}; known models: {known}")
+    merged = OmegaConf.merge({"paths": cfg.paths}, {"entry": OmegaConf.load(path)})
+    return merged.entry
+
+
+def open_model(model: str | Mapping[str, Any] | ResolvedModel, cfg: DictConfig | None = None, *,
+               device: str | torch.device | None = None, load_in_8bit: bool = False, needs: str = "this run"):
+    """Open a registry model's weights: the one way training, evaluation, saliency, the demos and
+    the vision probe load a model.
+
+    Args:
+        model: a registry name (looked up with `load_registry_entry`, so `cfg` is needed), an entry
+            config, or an already resolved entry.
+        cfg: the run's composed config; only read to look up a name.
+        device: where to put the model; None = CUDA when available, else CPU (`models.vlm.load_vlm`).
+        load_in_8bit: load the language model in 8 bits on CUDA (`models.quantization.load_vlm_8bit`,
+            `training.policy.load_in_8bit`); `device` is then ignored.
+        needs: what needs the weights, for the error message (e.g. `Grad-CAM`).
+
+    Returns:
+        (model, processor), the model in eval mode in the checkpoint's dtype.
+
+    Raises:
+        ConfigError: the entry is not a local directory (an API endpoint or a fresh build).
+        ModelNotFoundError: the directory is missing (the message names the command that makes it).
+        IncompleteModelError: weights, processor or tokenizer files are missing or truncated.
+    """
+    if isinstance(model, str):
+        if cfg is None:
+            raise TypeError(f"open_model({model!r}): a registry name needs the run's config to look it up")
+        model = load_registry_entry(model, cfg)
+    resolved = model if isinstance(model, ResolvedModel) else resolve_model(model)
+    if resolved.kind != "local":
+        what = "an API endpoint" if resolved.kind == "openai" else "a fresh untrained build"
+        raise ConfigError(f"pretrained_models={resolved.name} is {what} ({resolved.kind}); {needs} needs a "
+                          "local model (pick a registry entry of kind local, e.g. "
+                          "pretrained_models=specialist_v5_192px)")
+    if load_in_8bit:
+        from transformers import AutoProcessor
+
+        return load_vlm_8bit(resolved.path), AutoProcessor.from_pretrained(resolved.path)
+    return load_vlm(resolved.path, device=device)

@@ -36,6 +36,7 @@ from transformers import (
     LlavaForConditionalGeneration,
 )
 
+from models.registry import REGISTRY_DIR
 from models.resnet_tower import RetinaResNetConfig, register_resnet_tower
 from models.retinavlm_checkpoint import (
     CheckpointError,
@@ -53,7 +54,6 @@ from models.tokenizer import end_of_turn_ids
 logger = logging.getLogger(__name__)
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 MAX_NEW_TOKENS = 750  # the reference's generation budget
-REGISTRY_DIR = Path(__file__).resolve().parents[1] / "configs" / "pretrained_models"
 
 
 def build_llava_config(plan: CheckpointPlan, text_config, image_token_id: int, dtype: str) -> LlavaConfig:

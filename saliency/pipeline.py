@@ -26,8 +26,8 @@ from dataset.naming import safe_file_name
 from dataset.runtime import prepare_run
 from dataset.splits import select_rows
 from dataset.transforms import build_scan_transform
-from models import build_vlm, format_prompt, generate_answers, load_vlm
-from models.registry import resolve_model
+from models import build_vlm, format_prompt, generate_answers
+from models.registry import open_model, resolve_model
 from saliency.explain import explain_report, save_explanation, score_explanation
 from saliency.gradcam import GradCamSettings, PhraseGradCam
 from saliency.localisation import crop_mask, load_masks, summarise_scores
@@ -53,16 +53,13 @@ def load_model_for_saliency(entry_cfg: Mapping[str, Any], model_cfg: Mapping[str
         (model, processor) in eval mode.
 
     Raises:
-        ValueError: an `openai` entry (no gradients through an API).
+        dataset.errors.ConfigError: an `openai` entry (no gradients through an API).
     """
     resolved = resolve_model(entry_cfg)
-    if resolved.kind == "openai":
-        raise ValueError(f"pretrained_models={resolved.name} is an API endpoint; Grad-CAM needs a local model "
-                         "(pick a registry entry of kind local, e.g. pretrained_models=specialist_v5_192px)")
     if resolved.kind == "new":
         model, processor = build_vlm(model_cfg, tokenizer_texts or [])
         return model.eval(), processor
-    return load_vlm(resolved.path)
+    return open_model(resolved, needs="Grad-CAM")
 
 
 def _reports(task: DictConfig, model, processor, rows: pd.DataFrame, views: list) -> list[str]:

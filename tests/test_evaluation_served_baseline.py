@@ -17,6 +17,7 @@ from evaluation.data import load_evaluation_table, load_model_images
 from evaluation.vision_models import LocalVisionModel
 from support.configs import compose_config
 from support.tables import write_tiny_dataset
+from models.registry import open_model
 
 SERVE_TIMEOUT_S = 180
 
@@ -79,6 +80,7 @@ def test_served_model_evaluated_through_the_openai_path(tmp_path, served_model, 
     # local run exactly (this checks the image travelled as a data URL and the prompt layout).
     _, rows = load_evaluation_table(cfg.dataset, "test", 3)
     images = load_model_images(rows, cfg.dataset)
-    local = LocalVisionModel("local", model_name, max_new_tokens=8, device="cpu")
+    opened = open_model({"name": "local", "kind": "local", "path": model_name}, device="cpu")
+    local = LocalVisionModel("local", *opened, max_new_tokens=8)
     reports = local.generate(images, [str(cfg.evaluation.prompts.report_question)] * 3)
     assert [line["report"] for line in lines] == reports

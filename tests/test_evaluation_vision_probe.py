@@ -1,11 +1,19 @@
-"""Linear probes of image features: a label the images encode is recovered, a shuffled one is not."""
+"""Linear probes of image features: a label the images encode is recovered, a shuffled one is not;
+the entry function probes registry models by name and writes its table into the run folder."""
+
+import shutil
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
 from dataset.clinical import EVALUATION_BIOMARKERS
-from evaluation.vision_probe import annotation_labels, pooled_image_features, probe_labels
+from dataset.errors import ConfigError
+from evaluation.vision_probe import (PROBE_FILE, annotation_labels, pooled_image_features, probe_labels,
+                                     run_vision_probe)
+from support.configs import compose_config
+from support.tables import write_tiny_dataset
 from support.tiny_models import build_tiny_vlm
 
 
@@ -41,3 +49,27 @@ def test_single_class_labels_fall_back_to_the_majority_and_annotations_map_to_pr
                          **{b: [0, 1] for b in EVALUATION_BIOMARKERS}})
     labels = annotation_labels(rows)
     assert labels["stage"] == ["healthy", "early"] and labels["srf"] == [False, True]
+
+
+def test_entry_probes_registry_models_by_name_into_the_run_folder(tmp_path, tiny_vlm_dir):
+    table = write_tiny_dataset(tmp_path / "data")
+    for name in ("specialist_v5_192px", "retinavlm_base_192px"):
+        shutil.copytree(tiny_vlm_dir, tmp_path / "models" / name)
+    cfg = compose_config("vision_probe", tmp_path, [
+        f"paths.data_dir={table.parent}", f"paths.model_dir={tmp_path / 'models'}", "probe.max_train=4",
+        "models=[specialist_v5_192px,retinavlm_base_192px]"])
+    result = run_vision_probe(cfg)
+    saved = pd.read_csv(tmp_path / "run" / PROBE_FILE)
+    assert list(saved.columns[:2]) == ["model", "label"] and len(saved) == len(result) == 2 * 12
+    assert (saved["n_train"] == 4).all() and (saved["n_test"] == 6).all()
+    # The same weights under two names: the same probe.
+    by_model = [group.drop(columns="model").reset_index(drop=True) for _, group in saved.groupby("model")]
+    pd.testing.assert_frame_equal(*by_model)
+
+
+def test_entry_refuses_a_model_without_weights(tmp_path):
+    table = write_tiny_dataset(tmp_path / "data")
+    cfg = compose_config("vision_probe", tmp_path, [f"paths.data_dir={table.parent}",
+                                                    "pretrained_models=gpt-4o"])
+    with pytest.raises(ConfigError, match="the vision probe needs a local model"):
+        run_vision_probe(cfg)

@@ -1,5 +1,6 @@
 """Registry resolution and trainable-part policies."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -7,9 +8,12 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from dataset.errors import ConfigError
+from models import load_vlm
 from support.tiny_models import build_tiny_vlm
 from models.policies import apply_trainable_policy, count_parameters, train_mode, unwrap_for_saving
-from models.registry import ModelNotFoundError, resolve_model
+from models.registry import (ModelNotFoundError, load_registry_entry, model_names, open_model, registry_names,
+                             resolve_model)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 ENTRIES = sorted(p.stem for p in (CONFIGS / "pretrained_models").glob("*.yaml"))
@@ -53,6 +57,43 @@ def test_local_entry_without_path_asks_for_one(tmp_path):
 def test_local_entry_resolves_to_its_directory(tiny_vlm_dir):
     resolved = resolve_model({"name": "mine", "kind": "local", "path": str(tiny_vlm_dir)})
     assert resolved.path == Path(tiny_vlm_dir)
+
+
+def _run_config(tmp_path, *overrides):
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose(config_name="closed_ended_evaluation", overrides=[
+            f"paths.root_dir={CONFIGS.parent}", f"paths.output_dir={tmp_path}", f"run_dir={tmp_path}", *overrides])
+
+
+def test_a_name_opens_its_entry_file_with_the_runs_paths_in_eval_mode(tmp_path, tiny_vlm_dir):
+    folder = shutil.copytree(tiny_vlm_dir, tmp_path / "models" / "retinavlm_base_192px")
+    cfg = _run_config(tmp_path, f"paths.model_dir={tmp_path / 'models'}")  # selects specialist_v5_192px
+    assert load_registry_entry("retinavlm_base_192px", cfg).path == str(folder)
+    model, processor = open_model("retinavlm_base_192px", cfg, device="cpu")
+    assert not model.training and model.dtype == torch.float32 and processor.tokenizer is not None
+    stock = load_vlm(folder, device="cpu")[0].state_dict()  # the saved weights, as transformers loads them
+    assert all(torch.equal(tensor, stock[name]) for name, tensor in model.state_dict().items())
+
+
+def test_the_selected_entry_keeps_its_command_line_overrides(tmp_path):
+    cfg = _run_config(tmp_path, "pretrained_models=llava_med_local", "pretrained_models.path=/models/mine")
+    assert load_registry_entry("llava_med_local", cfg).path == "/models/mine"
+    assert model_names(cfg) == ["llava_med_local"]
+    assert model_names(_run_config(tmp_path, "models=[new,gpt-4o]")) == ["new", "gpt-4o"]
+    with pytest.raises(FileNotFoundError, match="known models: .*specialist_v5_192px"):
+        load_registry_entry("no_such_model", cfg)
+
+
+@pytest.mark.parametrize("name,what", [("gpt-4o", "an API endpoint"), ("new", "a fresh untrained build")])
+def test_only_local_entries_open(name, what, tmp_path):
+    with pytest.raises(ConfigError, match=f"{what} .*Grad-CAM needs a local model"):
+        open_model(_entry(name, tmp_path), needs="Grad-CAM")
+
+
+def test_registry_names_by_kind():
+    local = registry_names(kind="local")
+    assert "specialist_v5_192px" in local and "gpt-4o" not in local and "new" not in local
+    assert registry_names() == ENTRIES  # file stems equal entry names
 
 
 def _trainable_names(model):

@@ -27,11 +27,11 @@ from PIL import Image
 from dataset.clinical import load_knowledge
 from dataset.transforms import build_scan_transform
 from evaluation.tasks import PRESENT, Task, build_tasks
-from evaluation.vision_models import REGISTRY_DIR, build_answerer, load_registry_entry
+from evaluation.vision_models import build_answerer
 from evaluation.web_demo.inputs import DemoInputError
 from models import format_prompt
 from models.model_card import calibration_biases
-from models.registry import resolve_model
+from models.registry import load_registry_entry, registry_names, resolve_model
 from saliency import GradCamSettings, PhraseGradCam, build_vocabulary, explain_report
 
 logger = logging.getLogger(__name__)
@@ -85,16 +85,6 @@ def load_demo_tasks(task_configs: Sequence[str], config_dir: Path = CONFIG_DIR) 
     return tasks
 
 
-def local_model_names(registry_dir: str | Path | None = None) -> list[str]:
-    """Registry entries of kind `local` (the ones with weights the demo can score and explain)."""
-    names = []
-    for path in sorted(Path(registry_dir or REGISTRY_DIR).glob("*.yaml")):
-        entry = OmegaConf.load(path)
-        if str(entry.get("kind", "local")) == "local":
-            names.append(str(entry.get("name", path.stem)))
-    return names
-
-
 class DemoEngine:
     """Registry models answering for the web demo (see the module docstring).
 
@@ -115,7 +105,8 @@ class DemoEngine:
         self.vocabulary = build_vocabulary(**OmegaConf.to_container(cfg.saliency.vocabulary, resolve=True))
         self.gradcam = GradCamSettings(**OmegaConf.to_container(cfg.saliency.gradcam, resolve=True))
         self.knowledge = load_knowledge()
-        self.model_names = local_model_names(cfg.get("registry_dir"))
+        # Entries of kind `local`: the ones with weights the demo can score and explain.
+        self.model_names = registry_names(cfg.get("registry_dir"), kind="local")
         self._models: dict[str, OpenModel] = {}
 
     def view(self, scan: Image.Image) -> Image.Image:

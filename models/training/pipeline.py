@@ -26,8 +26,8 @@ from dataset.transforms import build_scan_transform
 from models.model_card import write_training_card
 from dataset.errors import ConfigError
 from models.policies import apply_trainable_policy, check_8bit_policy, count_parameters, unwrap_for_saving
-from models.quantization import load_vlm_8bit, quantize_vlm_8bit
-from models.registry import resolve_model
+from models.quantization import quantize_vlm_8bit
+from models.registry import open_model, resolve_model
 from models.training.checkpoint import config_fingerprint, find_resumable
 from models.training.collate import QACollator, filter_examples
 from models.training.data import (CurriculumDataset, EpochPlan, flatten, join_split, load_curriculum,
@@ -35,7 +35,7 @@ from models.training.data import (CurriculumDataset, EpochPlan, flatten, join_sp
 from models.training.loop import run_training_loop
 from models.training.trackers import build_trackers
 from models.training.vision_pretraining import maybe_pretrain_vision
-from models.vlm import build_vlm, check_image_token_count, load_vlm, save_vlm
+from models.vlm import build_vlm, check_image_token_count, save_vlm
 
 logger = logging.getLogger(__name__)
 
@@ -160,11 +160,7 @@ def _starting_model(cfg, table, checkpoint_dir: Path, accelerator):
     if eight_bit:  # before any build or vision pretraining: no CUDA, no bitsandbytes or `full` stop here
         check_8bit_policy(cfg.training.policy)
     if entry.kind == "local":
-        if eight_bit:
-            from transformers import AutoProcessor
-
-            return load_vlm_8bit(entry.path).train(), AutoProcessor.from_pretrained(entry.path)
-        model, processor = load_vlm(entry.path, device="cpu")
+        model, processor = open_model(entry, device="cpu", load_in_8bit=eight_bit)
         return model.train(), processor
     if entry.kind != "new":
         raise ConfigError(f"pretrained_models={entry.name} is an API endpoint ({entry.kind}); it cannot be "
