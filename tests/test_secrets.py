@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from curriculum_support import ROOT, ScriptedServer, completion, write_curriculum_table
 
-from curriculum.secrets import MissingAPIKeyError, redact, register_secret, require_api_key, resolve_api_key
+from dataset.secrets import MissingAPIKeyError, redact, register_secret, require_api_key, resolve_api_key
 
 CANARY = "sk-canary-7f3a9c1e5b2d4f6a8c0e"
 ANSWER = completion(json.dumps({"qa": [{"question": "Can you see the retinal layers?", "answer": "Yes."}]}))
