@@ -58,7 +58,9 @@ def test_canary_key_leaks_nowhere(tmp_path, way, status):
         assert result.returncode == 2
         assert "HTTP 401" in result.stderr and "OPENAI_API_KEY" in result.stderr
         assert "Traceback" not in result.stderr
-    assert list((tmp_path / "out" / "runs").rglob("resolved_config.yaml")), "the run folder was written"
+    # Hydra names the job, and so the run folder, after the script behind `dataset.entry.entry`.
+    runs = tmp_path / "out" / "runs" / "generate_curriculum_part2"
+    assert list(runs.rglob("resolved_config.yaml")), "the run folder was written"
     assert list((tmp_path / "out" / "runs").rglob("*.log")), "the job log was written"
     assert _files_containing(tmp_path, CANARY) == []
     assert CANARY not in result.stdout and CANARY not in result.stderr
