@@ -19,10 +19,10 @@ from omegaconf import DictConfig, OmegaConf
 from curriculum.backends import build_backend
 from curriculum.generator import ModuleResult, generate_module
 from curriculum.modules import load_modules
-from curriculum.secrets import install_log_redaction
 from curriculum.store import DEFAULT_MAX_ATTEMPTS
 from dataset.annotations import load_annotations
 from dataset.runtime import prepare_run
+from dataset.secrets import install_log_redaction
 from dataset.splits import select_rows
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def generate_curriculum(cfg: DictConfig) -> dict[str, Any]:
         tokens, cost and time, and totals.
 
     Raises:
-        curriculum.secrets.MissingAPIKeyError, curriculum.backends.BackendError,
+        dataset.secrets.MissingAPIKeyError, curriculum.backends.BackendError,
         curriculum.modules.CurriculumConfigError, dataset.annotations.AnnotationError,
         curriculum.generator.GenerationError: each with the fix in its message.
     """

@@ -23,15 +23,16 @@ from curriculum.backends import ChatRequest, ChatResponse, LLMBackend, TokenUsag
 from curriculum.mentions import stated_stages
 from curriculum.modules import ModuleSpec, image_context, request_seed
 from curriculum.parsing import QA_JSON_SCHEMA, parse_qa_response
-from curriculum.secrets import redact
 from curriculum.store import DEFAULT_MAX_ATTEMPTS, CurriculumStore, request_key, row_fingerprint
 from curriculum.validation import Labels, rejection_reason
+from dataset.errors import SpecialistVLMError
 from dataset.qa_records import QARecord
+from dataset.secrets import redact
 
 logger = logging.getLogger(__name__)
 
 
-class GenerationError(RuntimeError):
+class GenerationError(SpecialistVLMError, RuntimeError):
     """Generation cannot go on (e.g. every request of a batch failed); rerun to resume."""
 
 

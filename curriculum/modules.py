@@ -18,6 +18,7 @@ from typing import Any
 from curriculum.rules_qa import BUILDERS
 from curriculum.rules_qa.findings import describe, name
 from dataset.clinical import load_knowledge, present_biomarkers, stage_group
+from dataset.errors import ConfigError
 
 SOURCES = ("tabular", "report")
 PLACEHOLDERS = {"attributes", "report", "num_questions", "output_format", "staging_guidelines",
@@ -25,7 +26,7 @@ PLACEHOLDERS = {"attributes", "report", "num_questions", "output_format", "stagi
 REQUIRED = {"tabular": {"attributes", "output_format"}, "report": {"report", "output_format"}}
 
 
-class CurriculumConfigError(ValueError):
+class CurriculumConfigError(ConfigError):
     """A curriculum module config is incomplete or its prompt uses an unknown placeholder."""
 
 

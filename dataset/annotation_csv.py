@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from dataset.annotation_checks import REQUIRED_COLUMNS, missing_column_problems
+from dataset.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ LINE_NUMBERS = "line_numbers"
 _WORKBOOK_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")  # .xlsx (zip) and legacy .xls
 
 
-class AnnotationError(ValueError):
+class AnnotationError(InputError):
     """The annotation table is invalid; the message names the file, rows and fix."""
 
 

@@ -1,7 +1,7 @@
 """The project's expected errors: bad input, a bad or incomplete configuration, a missing or
 damaged file. Each message names the file, row or setting and the fix.
 
-Entry scripts (`curriculum.errors.exit_on_error`) print an expected error as one line on stderr
+Entry scripts (`dataset.entry.entry`) print an expected error as one line on stderr
 and exit with status 2; anything else is a bug and keeps its (scrubbed) traceback.
 """
 

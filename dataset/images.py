@@ -12,7 +12,7 @@ from PIL import Image, UnidentifiedImageError
 from dataset.errors import InputError
 
 
-class ImageReadError(ValueError):
+class ImageReadError(InputError):
     """A scan is missing or cannot be decoded; the message names the file."""
 
 

@@ -1,39 +1,20 @@
-"""Run-folder set-up shared by every entry script: seeding, logging and a redacted config."""
+"""Run-folder set-up behind every entry function: seeding, the run folder and its redacted config."""
 
 from __future__ import annotations
 
 import logging
 import os
 import random
-import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from dataset.secrets import redact_config
+
 logger = logging.getLogger(__name__)
 
-# Key names whose values are secrets: api_key / apikey (but not api_key_file or api_key_env, which
-# name where a key is kept), *_token / token (not max_tokens, tokenizer), secret, password.
-SECRET_KEY_PATTERN = re.compile(r"api_?key(?!_file|_env)|secret|password|(^|_)token$")
-REDACTED = "***redacted***"
 RESOLVED_CONFIG = "resolved_config.yaml"
-
-
-def is_secret_key(key: str) -> bool:
-    """Whether a config key names a secret (its value must never be written out)."""
-    return SECRET_KEY_PATTERN.search(key.lower()) is not None
-
-
-def redact(value: Any) -> Any:
-    """A copy of a plain config container with every secret-looking key's value replaced."""
-    if isinstance(value, dict):
-        return {k: (REDACTED if is_secret_key(str(k)) and v not in (None, "") else redact(v))
-                for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
 
 
 def seed_everything(seed: int) -> None:
@@ -65,6 +46,6 @@ def prepare_run(cfg: DictConfig) -> Path:
     except Exception as err:  # noqa: BLE001 - keep the run going; record why the config is partial
         logger.warning("config could not be fully resolved (%s); saving it unresolved", type(err).__name__)
         container = OmegaConf.to_container(cfg, resolve=False)
-    (run_dir / RESOLVED_CONFIG).write_text(OmegaConf.to_yaml(OmegaConf.create(redact(container))))
+    (run_dir / RESOLVED_CONFIG).write_text(OmegaConf.to_yaml(OmegaConf.create(redact_config(container))))
     logger.info("run folder: %s", run_dir)
     return run_dir

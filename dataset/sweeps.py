@@ -34,7 +34,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
-from dataset.runtime import REDACTED, is_secret_key
+from dataset.secrets import REDACTED, is_secret_key
 
 logger = logging.getLogger(__name__)
 SECRET_ENV_PREFIX = "SPECIALIST_VLMS_SWEEP_SECRET_"

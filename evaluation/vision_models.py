@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from curriculum.backends.base import BackendError
+from dataset.secrets import redact
 from evaluation.answer_cache import CACHE_FOLDER, AnswerCache, answer_key
 from models.registry import ResolvedModel, open_model, resolve_model
 
@@ -96,7 +97,7 @@ def image_data_url(image: Image.Image | bytes) -> str:
 class OpenAIVisionModel:
     """An OpenAI-compatible chat endpoint that accepts images (gpt-4o, vLLM, `transformers serve`).
 
-    The API key comes from `curriculum.secrets` (environment or paths config) and never leaves
+    The API key comes from `dataset.secrets` (environment or paths config) and never leaves
     the client: errors are re-raised with it scrubbed. With a `cache`, every answer is stored as
     it arrives and only uncached (model, image, prompt) requests are sent
     (`evaluation.answer_cache`).
@@ -107,25 +108,19 @@ class OpenAIVisionModel:
     def __init__(self, name: str, model: str, base_url: str | None, paths_cfg: Mapping[str, Any] | None,
                  max_new_tokens: int = 128, concurrency: int = 4, timeout_s: float = 120.0,
                  api_key_env: str = "OPENAI_API_KEY", temperature: float = 0.0, cache: AnswerCache | None = None):
-        from openai import OpenAI
+        from curriculum.backends.openai_client import build_openai_client, openai_api_key
 
-        from curriculum.secrets import require_api_key, resolve_api_key
-
-        if base_url:  # a self-hosted server usually needs no key; send a placeholder then
-            key = resolve_api_key(paths_cfg, api_key_env) or "not-needed"
-        else:
-            key = require_api_key(paths_cfg, api_key_env, model=model)
+        # A self-hosted server usually needs no key; a placeholder is sent then.
+        key = openai_api_key(paths_cfg, api_key_env, required=not base_url, model=model)
         self.name = name
         self.model = model
         self.max_new_tokens = max_new_tokens
         self.concurrency = max(1, concurrency)
         self.temperature = temperature
-        self.client = OpenAI(api_key=key, base_url=base_url or None, timeout=timeout_s, max_retries=3)
+        self.client = build_openai_client(key, base_url, timeout_s, max_retries=3)
         self.cache = cache
 
     def _ask(self, image: Image.Image | bytes, question: str) -> str:
-        from curriculum.secrets import redact
-
         # Image first, then the question: the order the specialist's own prompts use.
         content = [{"type": "image_url", "image_url": {"url": image_data_url(image)}},
                    {"type": "text", "text": question}]

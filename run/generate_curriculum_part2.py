@@ -1,20 +1,15 @@
 """Curriculum part 2: specialist reports -> QA records (see configs/generate_curriculum_part2.yaml)."""
 
-import hydra
 from omegaconf import DictConfig
 
 from curriculum.api import generate_curriculum
-from curriculum.errors import exit_on_error
-from curriculum.secrets import guard_process_secrets
-
-# Before Hydra composes: a key given as paths.openai_api_key=... must never reach a log line.
-guard_process_secrets()
+from dataset.entry import entry
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="generate_curriculum_part2")
+@entry("generate_curriculum_part2")
 def main(cfg: DictConfig) -> None:
-    with exit_on_error():
-        generate_curriculum(cfg)
+    """Generate (or resume) part 2's QA records from the specialist reports."""
+    generate_curriculum(cfg)
 
 
 if __name__ == "__main__":

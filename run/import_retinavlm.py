@@ -5,22 +5,16 @@
 
 import json
 
-import hydra
 from omegaconf import DictConfig
 
-from curriculum.errors import exit_on_error
-from curriculum.secrets import guard_process_secrets
+from dataset.entry import entry
 from models.retinavlm_import import run_import
 
-# Before Hydra composes: a key given as paths.openai_api_key=... (or mistyped) must never reach a log line.
-guard_process_secrets()
 
-
-@hydra.main(version_base="1.3", config_path="../configs", config_name="import_retinavlm")
+@entry("import_retinavlm")
 def main(cfg: DictConfig) -> None:
-    with exit_on_error():
-        report = run_import(cfg)
-        print(json.dumps(report, indent=2))
+    """Convert the released checkpoint into a registry model and print the import report."""
+    print(json.dumps(run_import(cfg), indent=2))
 
 
 if __name__ == "__main__":

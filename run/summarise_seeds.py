@@ -5,21 +5,17 @@
 
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
-from curriculum.errors import exit_on_error
-from curriculum.secrets import guard_process_secrets
+from dataset.entry import entry
 from evaluation.seed_summary import summarise_seeds
 
-guard_process_secrets()
 
-
-@hydra.main(version_base="1.3", config_path="../configs", config_name="summarise_seeds")
+@entry("summarise_seeds")
 def main(cfg: DictConfig) -> None:
-    with exit_on_error():
-        summarise_seeds(cfg.seeds_dir)
-        print((Path(cfg.seeds_dir) / "seed_summary.md").read_text())
+    """Write the seed summary tables and print the markdown one."""
+    summarise_seeds(cfg.seeds_dir)
+    print((Path(cfg.seeds_dir) / "seed_summary.md").read_text())
 
 
 if __name__ == "__main__":

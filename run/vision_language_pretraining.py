@@ -6,25 +6,19 @@
 Multi-process: `accelerate launch --multi_gpu --num_processes 2 run/vision_language_pretraining.py ...`.
 """
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from curriculum.errors import exit_on_error
-from curriculum.secrets import guard_process_secrets
+from dataset.entry import entry
 from models.training import run_vision_language_pretraining
 from models.training.pipeline import apply_stage_training
 
 
-# Before Hydra composes: a key given as paths.openai_api_key=... must never reach a log line.
-guard_process_secrets()
-
-
-@hydra.main(version_base="1.3", config_path="../configs", config_name="vision_language_pretraining")
+@entry("vision_language_pretraining")
 def main(cfg: DictConfig) -> None:
-    with exit_on_error():
-        apply_stage_training(cfg, list(HydraConfig.get().overrides.task))
-        run_vision_language_pretraining(cfg)
+    """Train the configured stage and save the model to the registry."""
+    apply_stage_training(cfg, list(HydraConfig.get().overrides.task))
+    run_vision_language_pretraining(cfg)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,14 @@ from PIL import Image
 from support.tiny_models import save_tiny_vlm
 from support.training import training_overrides, write_training_data
 
+from curriculum.backends import BackendError, BackendFatalError
+from curriculum.generator import GenerationError
+from curriculum.modules import CurriculumConfigError
+from dataset.annotations import AnnotationError
+from dataset.entry import is_expected
+from dataset.images import ImageReadError
+from dataset.secrets import MissingAPIKeyError
+
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "specialist_v5_192px"
 
@@ -134,6 +142,19 @@ def test_expected_errors_are_one_line_and_exit_non_zero(workspace, case):
     assert "Traceback" not in output, output[-3000:]
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and message in errors[0], output[-3000:]
+
+
+@pytest.mark.parametrize("error", [BackendError, BackendFatalError, GenerationError, CurriculumConfigError,
+                                   AnnotationError, ImageReadError, MissingAPIKeyError, FileNotFoundError])
+def test_the_projects_errors_are_expected_wherever_raised(error):
+    assert is_expected(error("the message names the fix"))
+
+
+def test_a_library_error_raised_elsewhere_is_a_bug():
+    try:
+        int("not a number")  # a ValueError from outside the project's packages
+    except ValueError as err:
+        assert not is_expected(err)
 
 
 @pytest.mark.slow

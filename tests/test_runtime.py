@@ -2,7 +2,8 @@
 
 from omegaconf import OmegaConf
 
-from dataset.runtime import REDACTED, prepare_run
+from dataset.runtime import prepare_run
+from dataset.secrets import REDACTED
 
 
 def test_prepare_run_writes_redacted_config(tmp_path):

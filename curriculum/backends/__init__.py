@@ -31,7 +31,7 @@ def build_backend(language_model_cfg: Mapping[str, Any], paths_cfg: Mapping[str,
 
     Raises:
         BackendError: unknown backend kind or unusable settings.
-        curriculum.secrets.MissingAPIKeyError: an API backend without a key.
+        dataset.secrets.MissingAPIKeyError: an API backend without a key.
     """
     kind = str(language_model_cfg.get("backend", "")).strip()
     if kind == "openai":

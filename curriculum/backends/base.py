@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from dataset.errors import SpecialistVLMError
+
 
 @dataclass(frozen=True)
 class ChatRequest:
@@ -96,7 +98,7 @@ class LLMBackend(Protocol):
         ...
 
 
-class BackendError(RuntimeError):
+class BackendError(SpecialistVLMError, RuntimeError):
     """A backend could not be built or used; the message says what to change."""
 
 

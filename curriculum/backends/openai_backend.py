@@ -19,7 +19,8 @@ from typing import Any
 import openai
 
 from curriculum.backends.base import BackendError, BackendFatalError, ChatRequest, ChatResponse, TokenUsage
-from curriculum.secrets import redact, require_api_key, resolve_api_key
+from curriculum.backends.openai_client import build_openai_client, openai_api_key
+from dataset.secrets import redact
 
 logger = logging.getLogger(__name__)
 # httpx logs one INFO line per request; with thousands of requests that drowns the run log.
@@ -69,7 +70,7 @@ class OpenAIBackend:
         self.temperature, self.max_tokens = temperature, max_tokens
         self.base_url = base_url
         # Kept private and never put into repr, logs or errors.
-        self._api_key = api_key or "not-needed"
+        self._api_key = api_key
         #: HTTP status codes of every attempt that came back (retried ones included), for the summary.
         self.status_counts: Counter[int] = Counter()
 
@@ -94,9 +95,8 @@ class OpenAIBackend:
             self.status_counts[response.status_code] += 1
 
         http_client = openai.DefaultAsyncHttpxClient(event_hooks={"response": [count_status]})
-        client = openai.AsyncOpenAI(api_key=self._api_key, base_url=self.base_url,
-                                    max_retries=self.max_retries, timeout=self.timeout_s,
-                                    http_client=http_client)
+        client = build_openai_client(self._api_key, self.base_url, self.timeout_s, self.max_retries,
+                                     asynchronous=True, http_client=http_client)
         semaphore = asyncio.Semaphore(self.max_concurrency)
 
         async def one(request: ChatRequest) -> ChatResponse:
@@ -203,11 +203,9 @@ def build_openai_backend(cfg: Mapping[str, Any], paths_cfg: Mapping[str, Any] | 
     Raises:
         MissingAPIKeyError: the config needs a key and none is configured.
     """
-    env_var = str(cfg.get("api_key_env") or "OPENAI_API_KEY")
-    if cfg.get("requires_api_key", True):
-        key = require_api_key(paths_cfg, env_var, model=str(cfg.get("name", cfg.get("model"))))
-    else:
-        key = resolve_api_key(paths_cfg, env_var)
+    key = openai_api_key(paths_cfg, str(cfg.get("api_key_env") or "OPENAI_API_KEY"),
+                         required=bool(cfg.get("requires_api_key", True)),
+                         model=str(cfg.get("name", cfg.get("model"))))
     return OpenAIBackend(
         model=str(cfg["model"]), api_key=key, base_url=cfg.get("base_url"),
         structured_output=str(cfg.get("structured_output", "none")),

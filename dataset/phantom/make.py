@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from dataset.clinical import STAGES
 from dataset.phantom.geometry import ScanGeometry
 from dataset.phantom.records import plan_slots, table_columns
+from dataset.phantom.settings import check_phantom_settings
 from dataset.phantom.writer import default_workers, make_scans, write_dataset, write_table
 from dataset.runtime import prepare_run
 
@@ -37,7 +38,11 @@ def make_dataset(cfg: DictConfig) -> dict[str, Any]:
     Returns:
         The dataset summary (counts per stage, referral, split and biomarker) plus `output_dir`
         and `seconds` (wall time, not written to `summary.json`, which stays byte-identical).
+
+    Raises:
+        ConfigError: a bad `dataset.*` size or `dataset.phantom.*` setting, before any file is written.
     """
+    check_phantom_settings(cfg.dataset, bool(cfg.get("samples_only", False)))
     run_dir = prepare_run(cfg)
     if cfg.get("samples_only", False):
         return write_samples(cfg)
@@ -45,8 +50,6 @@ def make_dataset(cfg: DictConfig) -> dict[str, Any]:
     geom = ScanGeometry.from_size(int(cfg.dataset.image_height), int(cfg.dataset.image_width),
                                   phantom.get("visible_width"))
     num_images = int(phantom["num_images"])
-    if num_images < 1:
-        raise ValueError(f"dataset.phantom.num_images must be >= 1, got {num_images}")
     start = time.perf_counter()
     seed = int(phantom["seed"])
     slots = plan_slots(num_images, phantom, seed)

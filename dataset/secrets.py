@@ -1,10 +1,11 @@
-"""API keys: where they come from, and keeping them out of every file, log and error message.
+"""Secrets: where API keys come from, and keeping them out of every file, log and error message.
 
 A key is looked up in this order: the environment variable named by the language-model config
 (`OPENAI_API_KEY` by default), `paths.openai_api_key` (the seed README's way, e.g. on the command
 line), then the file named by `paths.openai_api_key_file`. Once resolved, every key is registered
-with `register_secret`, so `redact` and the logging filter installed by
-`install_log_redaction` scrub it from any text that leaves the process.
+with `register_secret`, so `redact` and the logging filter installed by `install_log_redaction`
+scrub it from any text that leaves the process. Config containers written to disk (a run's
+`resolved_config.yaml`) go through `redact_config`, which blanks every secret-named key.
 """
 
 from __future__ import annotations
@@ -17,16 +18,26 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dataset.runtime import REDACTED, is_secret_key  # one placeholder for config and text redaction
+from dataset.errors import SpecialistVLMError
 
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+# One placeholder for text and config redaction.
+REDACTED = "***redacted***"
+# Key names whose values are secrets: api_key / apikey (but not api_key_file or api_key_env, which
+# name where a key is kept), *_token / token (not max_tokens, tokenizer), secret, password.
+SECRET_KEY_PATTERN = re.compile(r"api_?key(?!_file|_env)|secret|password|(^|_)token$")
 # Shapes of common API keys and bearer headers, scrubbed even when not registered.
 _KEY_SHAPES = re.compile(r"(sk-[A-Za-z0-9_\-]{8,})|(Bearer\s+[A-Za-z0-9_\-\.]{8,})")
 _REGISTERED: set[str] = set()
 
 
-class MissingAPIKeyError(RuntimeError):
+class MissingAPIKeyError(SpecialistVLMError, RuntimeError):
     """No API key was found for a backend that needs one."""
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a config key names a secret (its value must never be written out)."""
+    return SECRET_KEY_PATTERN.search(key.lower()) is not None
 
 
 def register_secret(value: str | None) -> None:
@@ -48,6 +59,23 @@ def redact(text: Any) -> str:
     for secret in sorted(_REGISTERED, key=len, reverse=True):
         text = text.replace(secret, REDACTED)
     return _KEY_SHAPES.sub(REDACTED, text)
+
+
+def redact_config(value: Any) -> Any:
+    """A copy of a plain config container with every secret-named key's value replaced.
+
+    Args:
+        value: a container from `OmegaConf.to_container` (dicts, lists, scalars).
+
+    Returns:
+        The same structure with the value of every non-empty secret key set to `REDACTED`.
+    """
+    if isinstance(value, dict):
+        return {k: (REDACTED if is_secret_key(str(k)) and v not in (None, "") else redact_config(v))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_config(v) for v in value]
+    return value
 
 
 class RedactingFilter(logging.Filter):
@@ -121,7 +149,7 @@ def guard_process_secrets(argv: list[str] | None = None, env_vars: tuple[str, ..
     all logging and from the process's stdout and stderr, before Hydra composes (and, when
     verbose, logs) the config or prints an error.
 
-    Entry scripts call this at import time, above `@hydra.main`.
+    `dataset.entry.entry` calls this when it decorates an entry script, i.e. at import time.
     """
     for arg in sys.argv[1:] if argv is None else argv:
         key, sep, value = arg.lstrip("+~").partition("=")

@@ -12,7 +12,7 @@ from support.configs import ROOT
 from support.openai_server import ScriptedServer, completion
 from support.tables import write_curriculum_table
 
-from curriculum.secrets import MissingAPIKeyError, redact, register_secret, require_api_key, resolve_api_key
+from dataset.secrets import MissingAPIKeyError, redact, register_secret, require_api_key, resolve_api_key
 
 CANARY = "sk-canary-7f3a9c1e5b2d4f6a8c0e"
 ANSWER = completion(json.dumps({"qa": [{"question": "Can you see the retinal layers?", "answer": "Yes."}]}))
@@ -60,7 +60,9 @@ def test_canary_key_leaks_nowhere(tmp_path, way, status):
         assert result.returncode == 2
         assert "HTTP 401" in result.stderr and "OPENAI_API_KEY" in result.stderr
         assert "Traceback" not in result.stderr
-    assert list((tmp_path / "out" / "runs").rglob("resolved_config.yaml")), "the run folder was written"
+    # Hydra names the job, and so the run folder, after the script behind `dataset.entry.entry`.
+    runs = tmp_path / "out" / "runs" / "generate_curriculum_part2"
+    assert list(runs.rglob("resolved_config.yaml")), "the run folder was written"
     assert list((tmp_path / "out" / "runs").rglob("*.log")), "the job log was written"
     assert _files_containing(tmp_path, CANARY) == []
     assert CANARY not in result.stdout and CANARY not in result.stderr
