@@ -7,13 +7,11 @@ Multi-process: `accelerate launch --multi_gpu --num_processes 2 run/vision_langu
 """
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from curriculum.errors import exit_on_error
 from curriculum.secrets import guard_process_secrets
 from models.training import run_vision_language_pretraining
-from models.training.pipeline import apply_stage_training
 
 
 # Before Hydra composes: a key given as paths.openai_api_key=... must never reach a log line.
@@ -23,7 +21,6 @@ guard_process_secrets()
 @hydra.main(version_base="1.3", config_path="../configs", config_name="vision_language_pretraining")
 def main(cfg: DictConfig) -> None:
     with exit_on_error():
-        apply_stage_training(cfg, list(HydraConfig.get().overrides.task))
         run_vision_language_pretraining(cfg)
 
 
