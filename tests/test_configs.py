@@ -85,7 +85,7 @@ def _pulled_in() -> set[str]:
 @pytest.mark.parametrize("folder,name", list(_pieces()))
 def test_every_piece_is_pulled_in_by_a_config(folder, name):
     tail = f"{folder.rsplit('/', 1)[-1]}/{name}"
-    assert any(used.endswith(tail) for used in _pulled_in()), f"no defaults list uses configs/{folder}/{name}.yaml"
+    assert any(used.endswith(tail) for used in _pulled_in()), f"configs/{folder}/{name}.yaml is used nowhere"
 
 
 def test_the_openai_base_is_no_model_to_select(tmp_path):

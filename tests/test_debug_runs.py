@@ -31,7 +31,10 @@ def _debug_values() -> dict[str, object]:
 
     def flatten(node, prefix=""):
         for key, value in node.items():
-            yield from flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else [(prefix + key, value)]
+            if isinstance(value, dict):
+                yield from flatten(value, f"{prefix}{key}.")
+            else:
+                yield prefix + key, value
     return dict(flatten(values))
 
 
@@ -63,6 +66,7 @@ def test_every_stage_trains_end_to_end_under_debug(tmp_path):
         *tiny, "pretrained_models=new", f"dataset/task={PART_1}"]))
     assert part_1["output_model"].endswith("retinavlm_base_192px") and part_1["steps"] == steps
     part_2 = run_vision_language_pretraining(_compose("vision_language_pretraining", [
-        *tiny, "pretrained_models=retinavlm_base_192px", f"run_dir={tmp_path / 'run2'}", *part_2_overrides()]))
+        *tiny, "pretrained_models=retinavlm_base_192px", f"run_dir={tmp_path / 'run2'}",
+        *part_2_overrides()]))
     assert part_2["output_model"].endswith("specialist_v5_192px") and part_2["steps"] == steps
     assert (Path(part_2["output_model"]) / "model.safetensors").is_file()
