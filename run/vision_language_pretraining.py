@@ -6,18 +6,15 @@
 Multi-process: `accelerate launch --multi_gpu --num_processes 2 run/vision_language_pretraining.py ...`.
 """
 
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from dataset.entry import entry
 from models.training import run_vision_language_pretraining
-from models.training.pipeline import apply_stage_training
 
 
 @entry("vision_language_pretraining")
 def main(cfg: DictConfig) -> None:
     """Train the configured stage and save the model to the registry."""
-    apply_stage_training(cfg, list(HydraConfig.get().overrides.task))
     run_vision_language_pretraining(cfg)
 
 

@@ -126,23 +126,21 @@ def test_accelerate_launch_two_cpu_processes(tmp_path):
     assert summary["steps"] == 4
 
 
-def test_a_stage_task_sets_its_own_training_unless_the_command_line_does():
-    from omegaconf import OmegaConf
+@pytest.mark.parametrize("stage,part", [("curriculum_part_1_introduction_to_retina", "curriculum_part_1"),
+                                         ("curriculum_part_2_advanced_retinal_specialism", "curriculum_part_2")])
+def test_a_stage_task_chooses_its_training_unless_the_command_line_does(stage, part):
+    # Hydra composes the stage's choice (its defaults list), so the entry script and a Python caller
+    # of run_vision_language_pretraining get the same training; `reference` has no stage task.
+    def training(*overrides):
+        return _compose([f"dataset/task={stage}", *overrides]).training
 
-    from models.training.pipeline import apply_stage_training
+    def reference(name):
+        return _compose(["dataset/task=none", f"training={name}"]).training
 
-    def config():
-        return OmegaConf.create({"training": {"max_steps": 300, "lr_schedule": "cosine", "batch_size": 16},
-                                 "dataset": {"task": {"name": "part2", "training": {
-                                     "max_steps": 400, "lr_schedule": "constant_with_warmup"}}}})
-
-    cfg = config()
-    apply_stage_training(cfg, ["dataset=retina"])
-    assert cfg.training.max_steps == 400 and cfg.training.lr_schedule == "constant_with_warmup"
-    assert cfg.training.batch_size == 16
-    cfg = config()
-    apply_stage_training(cfg, ["training.max_steps=7"])
-    assert cfg.training.max_steps == 300 and cfg.training.lr_schedule == "constant_with_warmup"
-    cfg = config()
-    apply_stage_training(cfg, ["training=debug"])
-    assert cfg.training.max_steps == 300 and cfg.training.lr_schedule == "cosine"
+    assert training() == reference(part) and training().max_steps == 800 != reference("default").max_steps
+    assert training("training=debug") == reference("debug")
+    assert training("training=lora") == reference("lora")
+    assert training("debug=default") == reference("debug")
+    tweaked = training("training.max_steps=7")
+    assert tweaked.max_steps == 7 and tweaked.lr_schedule == reference(part).lr_schedule
+    assert "training" not in _compose([f"dataset/task={stage}"]).dataset.task

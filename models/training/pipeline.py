@@ -109,25 +109,6 @@ def run_vision_language_pretraining(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
-def apply_stage_training(cfg: DictConfig, command_line: list[str]) -> None:
-    """Give the stage task's own `training` settings (e.g. part 2's steps and LR schedule) to
-    `cfg.training`, except what the command line chose: a `training=<group>` choice keeps the
-    group's values throughout, and a `training.<key>=...` keeps that key.
-
-    Args:
-        cfg: the composed config (changed in place).
-        command_line: Hydra's task overrides, e.g. `["training.max_steps=7"]`.
-    """
-    given = {o.lstrip("+~").split("=")[0] for o in command_line}
-    stage = cfg.dataset.task.get("training")
-    if not stage or "training" in given:
-        return
-    for key, value in OmegaConf.to_container(stage, resolve=True).items():
-        if f"training.{key}" not in given:
-            OmegaConf.update(cfg, f"training.{key}", value, merge=True)
-            logger.info("stage %s sets training.%s=%s", cfg.dataset.task.name, key, value)
-
-
 def _fingerprint(cfg) -> str:
     """Hash of everything that shapes the trained weights (not logging or resume settings)."""
     values = {key: OmegaConf.to_container(cfg[key], resolve=True)
