@@ -2,7 +2,8 @@
 
 import pytest
 
-from evaluation.parser import find_mentions, load_lexicon, parse_answer
+from evaluation.lexicon import load_lexicon
+from evaluation.parser import find_mentions, parse_answer
 from evaluation.tasks import build_tasks
 
 TASKS = {t.name: t for group in ("staging", "referral", "biomarkers")
@@ -116,7 +117,7 @@ def test_mentions_mark_denial():
 def test_lexicon_rejects_unknown_class(tmp_path):
     import yaml
 
-    from evaluation.parser import LEXICON_FILE
+    from evaluation.lexicon import LEXICON_FILE
 
     raw = yaml.safe_load(LEXICON_FILE.read_text())
     raw["stages"]["very_late"] = ["x"]
