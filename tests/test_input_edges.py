@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from support.tiny_models import save_tiny_chat_model
+from support.tiny_models import save_tiny_chat_model, tiny_chat_backend_cfg
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
@@ -82,14 +82,14 @@ def test_the_local_llm_backend_requires_safetensors(tmp_path):
     folder = save_tiny_chat_model(tmp_path / "llm")
     (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
     with pytest.raises(BackendError, match=r"no model.safetensors .*found pytorch_model.bin"):
-        build_backend({"backend": "local_hf", "path": str(folder), "model": "tiny"}, {})
+        build_backend(tiny_chat_backend_cfg(folder), {})
 
 
 def test_the_local_llm_backend_names_a_missing_tokenizer(tmp_path):
     folder = save_tiny_chat_model(tmp_path / "llm")
     (folder / "tokenizer.json").unlink()
     with pytest.raises(BackendError, match="missing the tokenizer"):
-        build_backend({"backend": "local_hf", "path": str(folder), "model": "tiny"}, {})
+        build_backend(tiny_chat_backend_cfg(folder), {})
 
 
 @pytest.mark.slow

@@ -129,3 +129,10 @@ def save_tiny_chat_model(folder: Path) -> Path:
     model.generation_config.do_sample = True
     model.save_pretrained(folder)
     return folder
+
+
+def tiny_chat_backend_cfg(folder: str | Path, **overrides) -> dict:
+    """A local-HF language-model config (`configs/model/language_model/llama3-8b_instruct.yaml`) that
+    serves the tiny chat LLM saved at `folder`, updated by `overrides`."""
+    return config_entry("model/language_model", "llama3-8b_instruct", path=str(folder), model="tiny",
+                        **overrides)
