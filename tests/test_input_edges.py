@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from support.configs import config_entry
 from support.tiny_models import save_tiny_chat_model, tiny_chat_backend_cfg
 from hydra import compose, initialize_config_dir
 from PIL import Image
@@ -152,8 +153,7 @@ def test_evaluation_skips_unusable_test_images_only_when_asked(tmp_path, caplog)
     table = write_tiny_dataset(tmp_path / "data")
     (tmp_path / "data" / "images" / "test1.png").write_bytes(b"not a png")
     Image.new("L", (4, 4), 128).save(tmp_path / "data" / "images" / "test2.png")
-    dataset = {"annotations_file": str(table), "images_dir": str(table.parent), "crop_size": 192,
-               "image_height": 208, "image_width": 256}
+    dataset = {**config_entry("dataset", "retina"), "annotations_file": str(table), "images_dir": str(table.parent)}
     with pytest.raises(AnnotationError, match="test1"):
         load_evaluation_table(dataset, "test")
     with caplog.at_level(logging.WARNING):
