@@ -19,7 +19,6 @@ from omegaconf import DictConfig, OmegaConf
 from curriculum.backends import build_backend
 from curriculum.generator import ModuleResult, generate_module
 from curriculum.modules import load_modules
-from curriculum.store import DEFAULT_MAX_ATTEMPTS
 from dataset.annotations import load_annotations
 from dataset.runtime import prepare_run
 from dataset.secrets import install_log_redaction
@@ -52,8 +51,8 @@ def generate_curriculum(cfg: DictConfig) -> dict[str, Any]:
     lm_cfg = cfg.model.language_model
     backend = build_backend(lm_cfg, cfg.paths)
     gen = cfg.generation
-    table = load_annotations(gen.annotations_file, images_dir=gen.get("images_dir"),
-                             check_images=bool(gen.get("check_images", False)))
+    table = load_annotations(gen.annotations_file, images_dir=gen.images_dir,
+                             check_images=bool(gen.check_images))
     table = select_rows(table, gen.splits, gen.max_images, setting="generation.splits")
     logger.info("%d images (splits %s) x %d module(s) with %s/%s", len(table), gen.splits, len(modules),
                 backend.source, backend.model)
@@ -63,7 +62,7 @@ def generate_curriculum(cfg: DictConfig) -> dict[str, Any]:
         for module in modules:
             result = generate_module(module, table, backend, cfg.paths.curriculum_dir,
                                      batch_size=int(gen.batch_size), seed=int(cfg.seed), prices=prices,
-                                     max_attempts=int(gen.get("max_attempts", DEFAULT_MAX_ATTEMPTS)))
+                                     max_attempts=int(gen.max_attempts))
             results.append(result)
             logger.info("module %s: %d records written, %d in store, %s", module.name,
                         result.counts["records_written"], result.records_in_store, _rejections(result))
@@ -81,7 +80,7 @@ def generate_curriculum(cfg: DictConfig) -> dict[str, Any]:
     if empty:
         logger.warning("%d response(s) kept no record (unparseable or every pair rejected); a rerun asks for "
                        "them again, up to generation.max_attempts=%s responses per image", empty,
-                       gen.get("max_attempts", DEFAULT_MAX_ATTEMPTS))
+                       gen.max_attempts)
     if summary["records_written"] == 0 and summary["counts"].get("already_done"):
         logger.warning("no new records: every image was already answered by %s/%s in %s (see the module lines "
                        "above); to generate anew, use a new paths.curriculum_dir", backend.source, backend.model,
@@ -90,8 +89,8 @@ def generate_curriculum(cfg: DictConfig) -> dict[str, Any]:
     if failed:
         logger.warning("%d request(s) failed after retries and were not stored; rerun the same command to "
                        "ask for them again", failed)
-    if cfg.generation.get("show_examples"):
-        _log_examples(results, int(cfg.generation.show_examples))
+    if gen.show_examples:
+        _log_examples(results, int(gen.show_examples))
     return summary
 
 

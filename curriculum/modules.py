@@ -91,7 +91,7 @@ def _module(cfg: Mapping[str, Any], task_cfg: Mapping[str, Any]) -> ModuleSpec:
                                     "(set in the task config)")
     spec = ModuleSpec(
         name=str(cfg["name"]), kind=str(cfg["kind"]), source=str(cfg["source"]),
-        prompt_version=str(cfg["prompt_version"]), num_questions=int(cfg.get("num_questions", 5)),
+        prompt_version=str(cfg["prompt_version"]), num_questions=int(cfg["num_questions"]),
         system_prompt=str(cfg.get("system_prompt") or task_cfg.get("system_prompt") or ""),
         user_prompt=str(cfg["user_prompt"]), output_format=dict(output_format),
         requires_stated_stage=bool(cfg.get("requires_stated_stage", False)),

@@ -40,7 +40,7 @@ def prepare_run(cfg: DictConfig) -> Path:
     """
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    seed_everything(int(cfg.get("seed", 0)))
+    seed_everything(int(cfg.seed))
     try:
         container = OmegaConf.to_container(cfg, resolve=True)
     except Exception as err:  # noqa: BLE001 - keep the run going; record why the config is partial

@@ -69,19 +69,19 @@ def load_calibration_set(cfg: DictConfig) -> CalibrationSet | None:
         dataset.annotations.AnnotationError: the table has no such split.
     """
     evaluation_cfg = cfg.evaluation
-    calibration = evaluation_cfg.get("calibration") or {}
-    split = calibration.get("split")
+    calibration = evaluation_cfg.calibration
+    split = calibration.split
     if not split or str(evaluation_cfg.answer_mode) != "likelihood":
         return None
     if str(split) == str(evaluation_cfg.split):
         raise ValueError(f"evaluation.calibration.split={split} is the evaluated split: fitting option biases "
                          "on the images being scored leaks their labels. Choose another split, or null to turn "
                          "calibration off")
-    objective = str(calibration.get("objective") or "macro_f1")
+    objective = str(calibration.objective)
     if objective not in OBJECTIVES:
         raise ValueError(f"evaluation.calibration.objective={objective} is unknown; choose one of "
                          f"{', '.join(OBJECTIVES)}")
-    _, rows = load_evaluation_table(cfg.dataset, str(split), calibration.get("max_images"))
+    _, rows = load_evaluation_table(cfg.dataset, str(split), calibration.max_images)
     return CalibrationSet(str(split), rows, load_model_images(rows, cfg.dataset), objective)
 
 
@@ -122,7 +122,7 @@ def evaluate_model(name: str, cfg: DictConfig, tasks: list[Task], rows: pd.DataF
     """
     evaluation_cfg = cfg.evaluation
     answerer = build_answerer(load_registry_entry(name, cfg), cfg.paths, evaluation_cfg.generation)
-    grounding_images = (evaluation_cfg.get("grounding") or {}).get("max_images", 200)
+    grounding_images = evaluation_cfg.grounding.max_images
     try:
         mode = effective_mode(answerer, str(evaluation_cfg.answer_mode),
                               str(evaluation_cfg.text_only_fallback))
@@ -176,7 +176,7 @@ def score_and_write(run_dir: Path, records: list[dict[str, Any]], tasks: list[Ta
     results, comparisons = score_all(frame, tasks, int(stats_cfg.n_resamples), int(stats_cfg.seed))
     summarise(results)
     paths = write_metrics(run_dir, results, comparisons, extra)
-    figures = write_figures(run_dir, results) if cfg.evaluation.get("figures", True) else []
+    figures = write_figures(run_dir, results) if cfg.evaluation.figures else []
     return {"run_dir": run_dir, "results": results, "comparisons": comparisons,
             "files": {**paths, "figures": figures}}
 
@@ -193,8 +193,7 @@ def run_closed_ended_evaluation(cfg: DictConfig) -> dict[str, Any]:
     """
     run_dir = prepare_run(cfg)
     tasks = build_task_list(cfg.dataset.task)
-    table, rows = load_evaluation_table(cfg.dataset, str(cfg.evaluation.split),
-                                        cfg.evaluation.get("max_images"))
+    table, rows = load_evaluation_table(cfg.dataset, str(cfg.evaluation.split), cfg.evaluation.max_images)
     images = load_model_images(rows, cfg.dataset)
     names = model_names(cfg)
     calibration = load_calibration_set(cfg)

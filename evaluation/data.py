@@ -36,10 +36,10 @@ def load_evaluation_table(dataset_cfg: Mapping[str, Any], split: str = "test",
             `dataset.unreadable_images=stop`, the default, also any missing or corrupt image).
         ImageReadError: with `skip`, no image of the split is usable.
     """
-    mode = str(dataset_cfg.get("unreadable_images") or "stop")
+    mode = str(dataset_cfg["unreadable_images"])
     if mode not in UNREADABLE_MODES:
         raise ConfigError(f"dataset.unreadable_images={mode!r} is unknown; use one of {', '.join(UNREADABLE_MODES)}")
-    table = load_annotations(dataset_cfg["annotations_file"], dataset_cfg.get("images_dir"),
+    table = load_annotations(dataset_cfg["annotations_file"], dataset_cfg["images_dir"],
                              check_images=mode == "stop")
     rows = select_rows(table, split, max_images or None)
     if mode == "skip":

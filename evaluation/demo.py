@@ -119,7 +119,7 @@ def run_demo_inference(cfg: DictConfig) -> DemoAnswers:
         raise ConfigError(f"dataset.task.questions holds an empty question ({questions}); remove it or write it out")
     transform = build_scan_transform(int(cfg.dataset.crop_size), None,
                                      image_size=(int(cfg.dataset.image_height), int(cfg.dataset.image_width))
-                                     if cfg.demo.get("resize_to_dataset", True) else None)
+                                     if cfg.demo.resize_to_dataset else None)
     paths, images, unreadable = read_demo_images(paths, transform)
     if unreadable:
         write_jsonl(run_dir / UNREADABLE_FILE, unreadable)

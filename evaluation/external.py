@@ -148,12 +148,11 @@ def score_external_predictions(cfg: DictConfig) -> dict[str, Any]:
     """
     run_dir = prepare_run(cfg)
     tasks = build_task_list(cfg.dataset.task)
-    table, rows = load_evaluation_table(cfg.dataset, str(cfg.evaluation.split),
-                                        cfg.evaluation.get("max_images"))
+    table, rows = load_evaluation_table(cfg.dataset, str(cfg.evaluation.split), cfg.evaluation.max_images)
     files = cfg.predictions_files
     files = [files] if isinstance(files, str) else list(files)
     lines = [line for f in files for line in read_prediction_lines(f)]
-    records = predictions_to_records(lines, tasks, rows, cfg.get("model_name"))
+    records = predictions_to_records(lines, tasks, rows, cfg.model_name)
     train = table[table["split"] == "train"] if "split" in table.columns else None
     baseline = [r for task in tasks for r in majority_predictions(task, rows, train).to_dict("records")]
     write_jsonl(run_dir / PREDICTIONS_FILE, records)

@@ -74,8 +74,7 @@ def run_open_ended_evaluation(cfg: DictConfig) -> dict[str, Any]:
     run_dir = prepare_run(cfg)
     task_cfg = cfg.dataset.task
     tasks = report_tasks()
-    table, rows = load_evaluation_table(cfg.dataset, str(cfg.evaluation.split),
-                                        cfg.evaluation.get("max_images"))
+    table, rows = load_evaluation_table(cfg.dataset, str(cfg.evaluation.split), cfg.evaluation.max_images)
     images = load_model_images(rows, cfg.dataset)
     judge = build_judge(str(cfg.evaluation.judge), cfg.model.get("language_model"), cfg.paths,
                         str(task_cfg.judge_prompt))

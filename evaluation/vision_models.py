@@ -207,20 +207,21 @@ def build_answerer(entry_cfg: Mapping[str, Any], paths_cfg: Mapping[str, Any] | 
         models.registry.ModelNotFoundError: a local directory is missing (the message says how to make it).
     """
     resolved: ResolvedModel = resolve_model(entry_cfg)
-    batch_size = int(generation_cfg.get("batch_size", 8))
-    max_new_tokens = int(generation_cfg.get("max_new_tokens", 128))
+    batch_size, max_new_tokens = int(generation_cfg["batch_size"]), int(generation_cfg["max_new_tokens"])
     if resolved.kind == "local":
-        model, processor = open_model(resolved, device=generation_cfg.get("device"))
+        # The likelihood settings are optional: runs that only generate (open-ended evaluation, the
+        # inference demo) leave them out and never score options.
+        scoring = {key: cast(generation_cfg[key]) for key, cast in (("score_batch_size", int),
+                                                                    ("option_score", str)) if key in generation_cfg}
+        model, processor = open_model(resolved, device=generation_cfg["device"])
         return LocalVisionModel(resolved.name, model, processor, batch_size=batch_size,
-                                max_new_tokens=max_new_tokens,
-                                score_batch_size=int(generation_cfg.get("score_batch_size", 32)),
-                                option_score=str(generation_cfg.get("option_score", "sum")))
+                                max_new_tokens=max_new_tokens, **scoring)
     if resolved.kind == "openai":
         options = resolved.options
         return OpenAIVisionModel(resolved.name, model=str(options.get("model")),
                                  base_url=options.get("base_url"), paths_cfg=paths_cfg,
                                  max_new_tokens=max_new_tokens,
-                                 concurrency=int(generation_cfg.get("concurrency", 4)),
+                                 concurrency=int(generation_cfg["concurrency"]),
                                  api_key_env=str(options.get("api_key_env") or "OPENAI_API_KEY"),
                                  cache=_answer_cache(resolved.name, paths_cfg, generation_cfg))
     raise ValueError(f"pretrained_models={resolved.name} is a fresh untrained build; evaluate a trained "

@@ -19,8 +19,8 @@ def adapter_config_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
     Raises:
         ValueError: an unknown adapter name.
     """
-    name = cfg.get("name", "linear")
+    name = cfg["name"]
     if name not in ADAPTER_ACTIVATIONS:
         raise ValueError(f"model.adapter.name={name!r} is unknown; choose one of {sorted(ADAPTER_ACTIVATIONS)}")
     return {"projector_hidden_act": ADAPTER_ACTIVATIONS[name],
-            "multimodal_projector_bias": bool(cfg.get("bias", True))}
+            "multimodal_projector_bias": bool(cfg["bias"])}

@@ -121,19 +121,20 @@ def write_training_card(model_dir: str | Path, cfg: Mapping[str, Any], table, su
             logger.warning("starting model's card facts are unreadable, not carried over: %s", err)
     vision = summary.get("vision_pretraining") or {}
     stage = {
-        "task": str(task.get("name")), "started_from": str(start.get("name")), "finished": _now(),
+        "task": str(task["name"]), "started_from": str(start["name"]), "finished": _now(),
         "curricula": {str(name): {"weight": float(task["curricula"][name]), "examples": int(count)}
                       for name, count in sorted(examples_per_curriculum.items())},
-        "steps": int(summary.get("steps", 0)), "batch_size": int(training.get("batch_size", 0)),
-        "learning_rate": float(training.get("learning_rate", 0) or 0),
-        "policy": str((training.get("policy") or {}).get("name", "")),
+        "steps": int(summary.get("steps", 0)), "batch_size": int(training["batch_size"]),
+        "learning_rate": float(training["learning_rate"]),
+        "policy": str(training["policy"]["name"]),
         "train_examples": int(summary.get("train_examples", 0)), "wall_time_s": summary.get("wall_time_s"),
         "vision_pretraining_steps": int(vision.get("steps", 0) or 0) if isinstance(vision, Mapping) else 0,
-        "seed": int(cfg.get("seed", 0)),
+        "seed": int(cfg["seed"]),
     }
-    model_cfg = cfg.get("model") or {}
+    model_cfg = cfg["model"]
     data = {
         "name": model_dir.name,
+        # `model_card.license` is optional (no shipped config sets it): `+model_card.license=...` on a run.
         "license": str((cfg.get("model_card") or {}).get("license", DEFAULT_LICENSE)),
         "architecture": {**{part: _component_name(model_cfg, part) for part in ("vision_encoder", "adapter",
                                                                                   "text_decoder")},

@@ -37,7 +37,7 @@ def apply_trainable_policy(model, policy_cfg: Mapping[str, Any]):
 
     Args:
         model: a LlavaForConditionalGeneration.
-        policy_cfg: `name` (full | adapter | lora), `train_vision_encoder` (bool, default false),
+        policy_cfg: `name` (full | adapter | lora), `train_vision_encoder` (bool),
             `load_in_8bit` (adapter), `lora` {r, alpha, dropout, target_modules}.
 
     Returns:
@@ -48,10 +48,10 @@ def apply_trainable_policy(model, policy_cfg: Mapping[str, Any]):
         EightBitUnavailableError: 8-bit requested without CUDA or bitsandbytes, with the `full`
             policy, or for a model that was not loaded in 8 bits (`models.quantization`).
     """
-    name = policy_cfg.get("name", "full")
+    name = policy_cfg["name"]
     if name not in POLICIES:
         raise ConfigError(f"training.policy.name={name!r} is unknown; use one of {POLICIES}")
-    if policy_cfg.get("load_in_8bit", False):
+    if policy_cfg["load_in_8bit"]:
         check_8bit_policy(policy_cfg)
         if not is_8bit(model):
             raise EightBitUnavailableError(
@@ -59,9 +59,9 @@ def apply_trainable_policy(model, policy_cfg: Mapping[str, Any]):
                 "models.quantization.load_vlm_8bit / quantize_vlm_8bit (the training pipeline does)")
     model.requires_grad_(name == "full")
     model.model.multi_modal_projector.requires_grad_(True)
-    model.model.vision_tower.requires_grad_(bool(policy_cfg.get("train_vision_encoder", False)))
+    model.model.vision_tower.requires_grad_(bool(policy_cfg["train_vision_encoder"]))
     if name == "lora":
-        model = _wrap_lora(model, policy_cfg.get("lora", {}), policy_cfg.get("train_vision_encoder", False))
+        model = _wrap_lora(model, policy_cfg["lora"], policy_cfg["train_vision_encoder"])
     trainable, total = count_parameters(model)
     logger.info("policy %s: %s of %s parameters trainable (%.1f%%)", name, f"{trainable:,}", f"{total:,}",
                 100.0 * trainable / max(total, 1))
@@ -89,7 +89,7 @@ def check_8bit_policy(policy_cfg: Mapping[str, Any]) -> None:
             cannot be trained; use `training=adapter_only` or `training=lora`).
     """
     require_8bit_support()
-    if policy_cfg.get("name", "full") == "full":
+    if policy_cfg["name"] == "full":
         raise EightBitUnavailableError("training.policy.load_in_8bit=true freezes the LLM in 8 bits, which the "
                                        "'full' policy would train; use training=adapter_only (or lora)")
 
@@ -97,11 +97,11 @@ def check_8bit_policy(policy_cfg: Mapping[str, Any]) -> None:
 def _wrap_lora(model, lora_cfg: Mapping[str, Any], train_vision_encoder: bool):
     from peft import LoraConfig, get_peft_model
 
-    targets = list(lora_cfg.get("target_modules", ["q_proj", "k_proj", "v_proj", "o_proj"]))
+    targets = list(lora_cfg["target_modules"])
     # Restrict LoRA to the language model: vision towers may have layers with the same names.
     pattern = r".*language_model.*\.(" + "|".join(targets) + r")$"
-    config = LoraConfig(r=int(lora_cfg.get("r", 16)), lora_alpha=int(lora_cfg.get("alpha", 32)),
-                        lora_dropout=float(lora_cfg.get("dropout", 0.05)), target_modules=pattern,
+    config = LoraConfig(r=int(lora_cfg["r"]), lora_alpha=int(lora_cfg["alpha"]),
+                        lora_dropout=float(lora_cfg["dropout"]), target_modules=pattern,
                         bias="none")
     peft_model = get_peft_model(model, config)
     # get_peft_model freezes everything but LoRA; the projector (and maybe the tower) train too.

@@ -28,21 +28,23 @@ def build_text_decoder(cfg: Mapping[str, Any], vocab_size: int | None = None) ->
         vocab_size: vocabulary of the trained tokenizer (random decoder only).
 
     Raises:
-        ValueError: unknown kind or a missing pretrained path.
+        ValueError: unknown kind, a missing pretrained path, or no `vocab_size` for a random decoder.
         IncompleteModelError: the pretrained folder lacks safetensors weights or tokenizer files.
     """
-    kind = cfg.get("kind", "llama")
+    kind = cfg["kind"]
     if kind == "llama":
+        if vocab_size is None:
+            raise ValueError("a random (kind: llama) text decoder needs vocab_size, the tokenizer's length")
         config = LlamaConfig(
-            vocab_size=int(vocab_size or cfg.get("vocab_size", 2048)),
-            hidden_size=int(cfg.get("hidden_size", 256)),
-            intermediate_size=int(cfg.get("intermediate_size", 704)),
-            num_hidden_layers=int(cfg.get("num_hidden_layers", 4)),
-            num_attention_heads=int(cfg.get("num_attention_heads", 4)),
-            num_key_value_heads=int(cfg.get("num_key_value_heads", cfg.get("num_attention_heads", 4))),
-            max_position_embeddings=int(cfg.get("max_position_embeddings", 1024)),
-            rope_theta=float(cfg.get("rope_theta", 10000.0)),
-            tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+            vocab_size=int(vocab_size),
+            hidden_size=int(cfg["hidden_size"]),
+            intermediate_size=int(cfg["intermediate_size"]),
+            num_hidden_layers=int(cfg["num_hidden_layers"]),
+            num_attention_heads=int(cfg["num_attention_heads"]),
+            num_key_value_heads=int(cfg["num_key_value_heads"]),
+            max_position_embeddings=int(cfg["max_position_embeddings"]),
+            rope_theta=float(cfg["rope_theta"]),
+            tie_word_embeddings=bool(cfg["tie_word_embeddings"]),
         )
         return TextDecoderSpec(config=config)
     if kind == "pretrained":
@@ -55,7 +57,7 @@ def build_text_decoder(cfg: Mapping[str, Any], vocab_size: int | None = None) ->
 
         check_model_files(path, processor=False, tokenizer=True,
                           fix="download the complete model (safetensors weights and tokenizer) there")
-        dtype = cfg.get("dtype", "auto")
+        dtype = cfg["dtype"]
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True)
         tokenizer = AutoTokenizer.from_pretrained(path)
         return TextDecoderSpec(config=AutoConfig.from_pretrained(path), pretrained=model, tokenizer=tokenizer)

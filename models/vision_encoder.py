@@ -55,7 +55,7 @@ def build_vision_encoder(cfg: Mapping[str, Any]) -> VisionEncoderSpec:
     Raises:
         ValueError: unknown kind, or a pretrained path that is missing.
     """
-    kind = cfg.get("kind", "levit")
+    kind = cfg["kind"]
     if kind == "levit":
         return _build_levit(cfg)
     if kind == "pretrained":
@@ -64,24 +64,24 @@ def build_vision_encoder(cfg: Mapping[str, Any]) -> VisionEncoderSpec:
 
 
 def _build_levit(cfg: Mapping[str, Any]) -> VisionEncoderSpec:
-    hidden_sizes = list(cfg.get("hidden_sizes", [64, 128]))
-    depths = list(cfg.get("depths", [2] * len(hidden_sizes)))
-    heads = list(cfg.get("num_attention_heads", [max(1, w // 32) for w in hidden_sizes]))
-    key_dim = list(cfg.get("key_dim", [16] * len(hidden_sizes)))
-    image_size = int(cfg.get("image_size", 192))
+    hidden_sizes = list(cfg["hidden_sizes"])
+    depths = list(cfg["depths"])
+    heads = list(cfg["num_attention_heads"])
+    key_dim = list(cfg["key_dim"])
+    image_size = int(cfg["image_size"])
     # One attention-subsample between consecutive stages, as in LeViT (halves the token grid).
     down_ops = [["Subsample", key_dim[i], hidden_sizes[i] // 16, 4, 2, 2] for i in range(len(hidden_sizes) - 1)]
     config = LevitConfig(image_size=image_size, hidden_sizes=hidden_sizes, depths=depths,
                          num_attention_heads=heads, key_dim=key_dim, down_ops=down_ops,
                          attention_ratio=[2] * len(hidden_sizes), mlp_ratio=[2] * len(hidden_sizes))
-    feature_layer = int(cfg.get("feature_layer", -1))
+    feature_layer = int(cfg["feature_layer"])
     # hidden_states[0] is the stem output (width hidden_sizes[0]); hidden_states[i] (i >= 1) is the
     # output of stage i, whose subsample already widened it to hidden_sizes[i].
     widths = [hidden_sizes[0]] + [hidden_sizes[min(i + 1, len(hidden_sizes) - 1)] for i in range(len(hidden_sizes))]
     config.hidden_size = widths[feature_layer]  # the LLaVA projector reads vision_config.hidden_size
     return VisionEncoderSpec(config=config, feature_layer=feature_layer, image_size=image_size,
-                             image_mean=list(cfg.get("image_mean", [0.5, 0.5, 0.5])),
-                             image_std=list(cfg.get("image_std", [0.5, 0.5, 0.5])))
+                             image_mean=list(cfg["image_mean"]),
+                             image_std=list(cfg["image_std"]))
 
 
 def _load_pretrained(cfg: Mapping[str, Any]) -> VisionEncoderSpec:
@@ -102,11 +102,11 @@ def _load_pretrained(cfg: Mapping[str, Any]) -> VisionEncoderSpec:
         tower_model = AutoModel.from_config(vision_config)
         tower_model.vision_model.load_state_dict(tower.state_dict())
         model = tower_model
-    image_size = int(cfg.get("image_size") or getattr(vision_config, "image_size", 224))
+    image_size = int(cfg["image_size"] or getattr(vision_config, "image_size", 224))
     mean, std = _processor_stats(path)
-    return VisionEncoderSpec(config=vision_config, feature_layer=int(cfg.get("feature_layer", -2)),
-                             image_size=image_size, image_mean=list(cfg.get("image_mean") or mean),
-                             image_std=list(cfg.get("image_std") or std), pretrained=model)
+    return VisionEncoderSpec(config=vision_config, feature_layer=int(cfg["feature_layer"]),
+                             image_size=image_size, image_mean=list(cfg["image_mean"] or mean),
+                             image_std=list(cfg["image_std"] or std), pretrained=model)
 
 
 def _processor_stats(path: str) -> tuple[list[float], list[float]]:

@@ -49,12 +49,12 @@ def build_vlm(model_cfg: Mapping[str, Any], tokenizer_texts: list[str],
     """
     vision = build_vision_encoder(model_cfg["vision_encoder"])
     text_cfg = model_cfg["text_decoder"]
-    if text_cfg.get("kind", "llama") == "pretrained":
+    if text_cfg["kind"] == "pretrained":
         text = build_text_decoder(text_cfg)
         tokenizer = _prepare_pretrained_tokenizer(text.tokenizer)
     else:
         if tokenizer is None:
-            tokenizer = train_tokenizer(tokenizer_texts, **dict(text_cfg.get("tokenizer", {})))
+            tokenizer = train_tokenizer(tokenizer_texts, **dict(text_cfg["tokenizer"]))
         text = build_text_decoder(text_cfg, vocab_size=len(tokenizer))
     text.config.pad_token_id = tokenizer.pad_token_id
     config = LlavaConfig(

@@ -103,7 +103,7 @@ def run_visual_language_gradcam(cfg: DictConfig) -> dict[str, Any]:
     generation_seconds = time.perf_counter() - start
     vocabulary = build_vocabulary(**OmegaConf.to_container(task.vocabulary, resolve=True))
     explainer = PhraseGradCam(model, GradCamSettings(**OmegaConf.to_container(settings.gradcam, resolve=True)))
-    sanity_images = int(settings.get("sanity_check_images", 0) or 0)
+    sanity_images = int(settings.sanity_check_images)
     randomised = PhraseGradCam(randomised_vision_copy(model, seed=int(cfg.seed)), explainer.settings) \
         if sanity_images > 0 else None
     context = {"processor": processor, "question": task.question, "vocabulary": vocabulary,

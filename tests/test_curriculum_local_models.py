@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from support.configs import compose_config
 from support.tables import write_curriculum_table
-from support.tiny_models import save_tiny_chat_model
+from support.tiny_models import save_tiny_chat_model, tiny_chat_backend_cfg
 
 from curriculum.api import generate_curriculum
 from curriculum.backends import ChatRequest, build_backend
@@ -27,8 +27,8 @@ def tiny_model(tmp_path_factory):
 
 
 def test_local_hf_backend_batches_and_reports_finish(tiny_model):
-    backend = build_backend({"backend": "local_hf", "path": str(tiny_model), "model": "tiny", "batch_size": 3,
-                             "max_tokens": 4, "temperature": 1.0}, {})
+    lm = tiny_chat_backend_cfg(tiny_model, batch_size=3, max_tokens=4, temperature=1.0)
+    backend = build_backend(lm, {})
     requests = [ChatRequest([{"role": "user", "content": "x " * (i + 1)}]) for i in range(5)]
     responses = backend.complete(requests)
     assert len(responses) == 5
@@ -103,8 +103,8 @@ def test_part2_through_transformers_serve(tmp_path, tiny_model):
 
 @pytest.mark.gpu
 def test_local_hf_backend_on_cuda(tiny_model):
-    backend = build_backend({"backend": "local_hf", "path": str(tiny_model), "model": "tiny", "batch_size": 2,
-                             "max_tokens": 4, "dtype": "bfloat16", "device": "auto"}, {})
+    lm = tiny_chat_backend_cfg(tiny_model, batch_size=2, max_tokens=4, dtype="bfloat16")
+    backend = build_backend(lm, {})
     assert backend.device == "cuda"
     responses = backend.complete([ChatRequest([{"role": "user", "content": "x"}])] * 3)
     assert len(responses) == 3 and all(r.usage.completion_tokens <= 4 for r in responses)

@@ -4,7 +4,7 @@ outputs, 429/500 then success, 401/400, a dead server, JSON mode and bounded con
 import json
 
 import pytest
-from support.configs import compose_config
+from support.configs import compose_config, config_entry
 from support.openai_server import ScriptedServer, completion
 from support.tables import write_curriculum_table
 
@@ -91,8 +91,9 @@ def test_a_dead_server_stops_the_run_and_leaves_requests_undone(tmp_path):
 def test_json_mode_and_bounded_concurrency(tmp_path):
     answer = completion(json.dumps({"qa": [{"question": "Can you see the layers?", "answer": "Yes."}]}))
     with ScriptedServer(lambda n, b: (200, {}, answer), delay_s=0.3) as server:
-        lm = {"backend": "openai", "name": "t", "model": "test-model", "base_url": server.base_url,
-              "requires_api_key": False, "structured_output": "json_schema", "max_concurrency": 2}
+        lm = config_entry("model/language_model/base", "openai", name="t", model="test-model",
+                          base_url=server.base_url, requires_api_key=False, structured_output="json_schema",
+                          max_concurrency=2)
         backend = build_backend(lm, {})
         requests = [ChatRequest([{"role": "user", "content": f"hi {i}"}],
                                 response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {}}})

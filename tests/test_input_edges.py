@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from support.tiny_models import save_tiny_chat_model
+from support.configs import config_entry
+from support.tiny_models import save_tiny_chat_model, tiny_chat_backend_cfg
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
@@ -82,14 +83,14 @@ def test_the_local_llm_backend_requires_safetensors(tmp_path):
     folder = save_tiny_chat_model(tmp_path / "llm")
     (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
     with pytest.raises(BackendError, match=r"no model.safetensors .*found pytorch_model.bin"):
-        build_backend({"backend": "local_hf", "path": str(folder), "model": "tiny"}, {})
+        build_backend(tiny_chat_backend_cfg(folder), {})
 
 
 def test_the_local_llm_backend_names_a_missing_tokenizer(tmp_path):
     folder = save_tiny_chat_model(tmp_path / "llm")
     (folder / "tokenizer.json").unlink()
     with pytest.raises(BackendError, match="missing the tokenizer"):
-        build_backend({"backend": "local_hf", "path": str(folder), "model": "tiny"}, {})
+        build_backend(tiny_chat_backend_cfg(folder), {})
 
 
 @pytest.mark.slow
@@ -152,8 +153,7 @@ def test_evaluation_skips_unusable_test_images_only_when_asked(tmp_path, caplog)
     table = write_tiny_dataset(tmp_path / "data")
     (tmp_path / "data" / "images" / "test1.png").write_bytes(b"not a png")
     Image.new("L", (4, 4), 128).save(tmp_path / "data" / "images" / "test2.png")
-    dataset = {"annotations_file": str(table), "images_dir": str(table.parent), "crop_size": 192,
-               "image_height": 208, "image_width": 256}
+    dataset = {**config_entry("dataset", "retina"), "annotations_file": str(table), "images_dir": str(table.parent)}
     with pytest.raises(AnnotationError, match="test1"):
         load_evaluation_table(dataset, "test")
     with caplog.at_level(logging.WARNING):

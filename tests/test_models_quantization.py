@@ -6,6 +6,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from support.configs import training_policy
 from support.tiny_models import save_tiny_vlm
 from support.training import training_overrides, write_training_data
 from models import load_vlm
@@ -24,10 +25,10 @@ def _compose(overrides):
 def test_eight_bit_with_the_full_policy_is_refused():
     if not torch.cuda.is_available():
         with pytest.raises(EightBitUnavailableError, match="needs a CUDA GPU"):
-            check_8bit_policy({"name": "full", "load_in_8bit": True})
+            check_8bit_policy(training_policy(name="full", load_in_8bit=True))
         return
     with pytest.raises(EightBitUnavailableError, match="adapter_only"):
-        check_8bit_policy({"name": "full", "load_in_8bit": True})
+        check_8bit_policy(training_policy(name="full", load_in_8bit=True))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only error")
@@ -50,7 +51,7 @@ def test_eight_bit_load_quantises_the_llm_and_trains_the_adapter_only(tmp_path):
     assert linear_types == {"Linear8bitLt"}, linear_types
     assert is_8bit(model)
     assert model.get_memory_footprint() < load_vlm(folder, device="cpu")[0].get_memory_footprint()
-    model = apply_trainable_policy(model, {"name": "adapter", "load_in_8bit": True})
+    model = apply_trainable_policy(model, training_policy(name="adapter", load_in_8bit=True))
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all("multi_modal_projector" in n for n in trainable)
 

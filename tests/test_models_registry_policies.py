@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 
 from dataset.errors import ConfigError
 from models import load_vlm
+from support.configs import training_policy
 from support.tiny_models import build_tiny_vlm
 from models.policies import apply_trainable_policy, count_parameters, train_mode, unwrap_for_saving
 from models.registry import (ModelNotFoundError, load_registry_entry, model_names, open_model, registry_names,
@@ -102,47 +103,49 @@ def _trainable_names(model):
 
 def test_full_policy_trains_everything_when_the_tower_is_included():
     model, _ = build_tiny_vlm()
-    model = apply_trainable_policy(model, {"name": "full", "train_vision_encoder": True})
+    model = apply_trainable_policy(model, training_policy(name="full", train_vision_encoder=True))
     trainable, total = count_parameters(model)
     assert trainable == total
 
 
 def test_full_policy_freezes_the_vision_tower_by_default():
     model, _ = build_tiny_vlm()
-    names = _trainable_names(apply_trainable_policy(model, {"name": "full"}))
+    names = _trainable_names(apply_trainable_policy(model, training_policy(name="full")))
     assert not any("vision_tower" in n for n in names)
     assert any("language_model" in n for n in names) and any("multi_modal_projector" in n for n in names)
 
 
 def test_train_mode_keeps_frozen_batch_norms_in_eval_mode():
     model, _ = build_tiny_vlm()
-    model = apply_trainable_policy(model, {"name": "full"})
+    model = apply_trainable_policy(model, training_policy(name="full"))
     train_mode(model)
     norms = [m for m in model.model.vision_tower.modules() if isinstance(m, torch.nn.BatchNorm1d)]
     assert norms and not any(m.training for m in norms)
     assert model.model.language_model.training and model.model.multi_modal_projector.training
-    model = apply_trainable_policy(model, {"name": "full", "train_vision_encoder": True})
+    model = apply_trainable_policy(model, training_policy(name="full", train_vision_encoder=True))
     train_mode(model)
     assert all(m.training for m in norms)
 
 
 def test_adapter_policy_trains_only_the_projector():
     model, _ = build_tiny_vlm()
-    model = apply_trainable_policy(model, {"name": "adapter"})
+    model = apply_trainable_policy(model, training_policy(name="adapter"))
     names = _trainable_names(model)
     assert names and all("multi_modal_projector" in n for n in names)
 
 
 def test_adapter_policy_can_also_train_the_vision_tower():
     model, _ = build_tiny_vlm()
-    names = _trainable_names(apply_trainable_policy(model, {"name": "adapter", "train_vision_encoder": True}))
+    policy = training_policy(name="adapter", train_vision_encoder=True)
+    names = _trainable_names(apply_trainable_policy(model, policy))
     assert any("vision_tower" in n for n in names)
     assert not any("language_model" in n or "lm_head" in n for n in names)
 
 
 def test_lora_policy_trains_projector_and_lora_only_and_merges_for_saving():
     model, _ = build_tiny_vlm()
-    model = apply_trainable_policy(model, {"name": "lora", "lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}})
+    lora = {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}
+    model = apply_trainable_policy(model, training_policy(name="lora", lora=lora))
     names = _trainable_names(model)
     assert any("lora_" in n for n in names)
     assert all("lora_" in n or "multi_modal_projector" in n for n in names)
@@ -155,10 +158,10 @@ def test_lora_policy_trains_projector_and_lora_only_and_merges_for_saving():
 def test_eight_bit_policy_without_cuda_raises_clearly():
     model, _ = build_tiny_vlm()
     with pytest.raises(RuntimeError, match="load_in_8bit=true needs a CUDA GPU"):
-        apply_trainable_policy(model, {"name": "adapter", "load_in_8bit": True})
+        apply_trainable_policy(model, training_policy(name="adapter", load_in_8bit=True))
 
 
 def test_unknown_policy_is_rejected():
     model, _ = build_tiny_vlm()
     with pytest.raises(ValueError, match="full"):
-        apply_trainable_policy(model, {"name": "everything"})
+        apply_trainable_policy(model, training_policy(name="everything"))

@@ -5,6 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
+from support.configs import config_entry
 from support.tiny_models import TINY_TEXTS, TINY_VLM_CFG, build_tiny_vlm
 from models import ImageTokenMismatchError, build_vlm, check_image_token_count, format_prompt, generate_answers, load_vlm, save_vlm
 from models.adapter import adapter_config_options
@@ -23,8 +24,9 @@ def _inputs(processor, images, questions):
 
 
 def test_default_levit_tower_gives_36_image_tokens_at_192px():
-    cfg = {**TINY_VLM_CFG, "vision_encoder": {"kind": "levit", "image_size": 192, "hidden_sizes": [64, 128],
-                                                "depths": [2, 2], "num_attention_heads": [2, 4]}}
+    tower = config_entry("model/vision_encoder", "tiny_levit", image_size=192, hidden_sizes=[64, 128],
+                         depths=[2, 2], num_attention_heads=[2, 4])
+    cfg = {**TINY_VLM_CFG, "vision_encoder": tower}
     model, processor = build_vlm(cfg, TINY_TEXTS)
     assert model.config.vision_config.hidden_size == 128
     assert model.config.vision_feature_select_strategy == "full"
@@ -101,14 +103,15 @@ def test_non_square_token_count_is_rejected():
 
 @pytest.mark.parametrize("name,act", [("linear", "linear"), ("mlp2x_gelu", "gelu")])
 def test_adapters_map_onto_llava_projector(name, act):
-    assert adapter_config_options({"name": name})["projector_hidden_act"] == act
-    model, _ = build_vlm({**TINY_VLM_CFG, "adapter": {"name": name}}, TINY_TEXTS)
+    adapter = config_entry("model/adapter", name)
+    assert adapter_config_options(adapter)["projector_hidden_act"] == act
+    model, _ = build_vlm({**TINY_VLM_CFG, "adapter": adapter}, TINY_TEXTS)
     assert model.config.projector_hidden_act == act
 
 
 def test_unknown_adapter_is_rejected():
     with pytest.raises(ValueError, match="mlp2x_gelu"):
-        adapter_config_options({"name": "qformer"})
+        adapter_config_options(config_entry("model/adapter", "linear", name="qformer"))
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 from transformers import LevitModel
+from support.configs import config_entry
 
 from dataset.clinical import EVALUATION_BIOMARKERS, STAGES
 from dataset.transforms import build_scan_transform
@@ -18,8 +19,9 @@ SIZE = 32
 
 
 def _tower() -> tuple[LevitModel, int]:
-    spec = build_vision_encoder({"kind": "levit", "image_size": SIZE, "hidden_sizes": [16, 32], "depths": [1, 1],
-                                 "num_attention_heads": [1, 1], "key_dim": [8, 8], "feature_layer": -1})
+    tower = config_entry("model/vision_encoder", "tiny_levit", image_size=SIZE, hidden_sizes=[16, 32],
+                         depths=[1, 1], num_attention_heads=[1, 1], key_dim=[8, 8], feature_layer=-1)
+    spec = build_vision_encoder(tower)
     torch.manual_seed(0)
     return LevitModel(spec.config), spec.feature_layer
 
@@ -40,8 +42,8 @@ def _table(tmp_path, n: int = 8) -> pd.DataFrame:
 
 
 def _cfg(steps: int) -> dict:
-    return {"steps": steps, "batch_size": 8, "learning_rate": 1e-3, "warmup_steps": 0, "log_every": 1,
-            "lr_schedule": "constant"}
+    return {**config_entry("training", "default")["vision_pretraining"], "steps": steps, "batch_size": 8,
+            "learning_rate": 1e-3, "warmup_steps": 0, "log_every": 1, "lr_schedule": "constant"}
 
 
 def test_loss_falls_and_only_the_tower_is_updated(tmp_path):

@@ -33,7 +33,7 @@ def build_backend(language_model_cfg: Mapping[str, Any], paths_cfg: Mapping[str,
         BackendError: unknown backend kind or unusable settings.
         dataset.secrets.MissingAPIKeyError: an API backend without a key.
     """
-    kind = str(language_model_cfg.get("backend", "")).strip()
+    kind = str(language_model_cfg["backend"]).strip()
     if kind == "openai":
         from curriculum.backends.openai_backend import build_openai_backend
 
@@ -45,7 +45,7 @@ def build_backend(language_model_cfg: Mapping[str, Any], paths_cfg: Mapping[str,
     if kind == "rules":
         from curriculum.backends.rules import RulesBackend
 
-        return RulesBackend(str(language_model_cfg.get("model") or "rules-v1"))
+        return RulesBackend(str(language_model_cfg["model"]))
     raise BackendError(f"model/language_model {language_model_cfg.get('name')!r}: unknown backend {kind!r}; "
                        f"use one of {', '.join(BACKENDS)}")
 

@@ -116,7 +116,6 @@ def _eos_ids(tokenizer: Any, network: Any) -> set[int]:
 def build_local_hf_backend(cfg: Mapping[str, Any]) -> LocalHFBackend:
     """A `LocalHFBackend` from a language-model config with `path`."""
     return LocalHFBackend(
-        path=str(cfg["path"]), name=str(cfg.get("model") or cfg.get("name")),
-        batch_size=int(cfg.get("batch_size", 8)), max_new_tokens=int(cfg.get("max_tokens", 1024)),
-        temperature=float(cfg.get("temperature", 0.7)), top_p=float(cfg.get("top_p", 0.9)),
-        dtype=str(cfg.get("dtype", "auto")), device=str(cfg.get("device", "auto")))
+        path=str(cfg["path"]), name=str(cfg["model"]), batch_size=int(cfg["batch_size"]),
+        max_new_tokens=int(cfg["max_tokens"]), temperature=float(cfg["temperature"]),
+        top_p=float(cfg["top_p"]), dtype=str(cfg["dtype"]), device=str(cfg["device"]))

@@ -203,12 +203,12 @@ def build_openai_backend(cfg: Mapping[str, Any], paths_cfg: Mapping[str, Any] | 
     Raises:
         MissingAPIKeyError: the config needs a key and none is configured.
     """
-    key = openai_api_key(paths_cfg, str(cfg.get("api_key_env") or "OPENAI_API_KEY"),
-                         required=bool(cfg.get("requires_api_key", True)),
-                         model=str(cfg.get("name", cfg.get("model"))))
+    key = openai_api_key(paths_cfg, str(cfg["api_key_env"]), required=bool(cfg["requires_api_key"]),
+                         model=str(cfg["name"]))
     return OpenAIBackend(
-        model=str(cfg["model"]), api_key=key, base_url=cfg.get("base_url"),
-        structured_output=str(cfg.get("structured_output", "none")),
-        max_concurrency=int(cfg.get("max_concurrency", 8)), max_retries=int(cfg.get("max_retries", 6)),
-        timeout_s=float(cfg.get("timeout_s", 120)), temperature=float(cfg.get("temperature", 0.7)),
-        max_tokens=int(cfg.get("max_tokens", 1500)), source=str(cfg.get("source", "openai")))
+        model=str(cfg["model"]), api_key=key, base_url=cfg["base_url"],
+        structured_output=str(cfg["structured_output"]), max_concurrency=int(cfg["max_concurrency"]),
+        max_retries=int(cfg["max_retries"]), timeout_s=float(cfg["timeout_s"]),
+        temperature=float(cfg["temperature"]), max_tokens=int(cfg["max_tokens"]),
+        # `source` is optional: OpenAI-compatible servers name themselves; the OpenAI base leaves it out.
+        source=str(cfg.get("source", "openai")))

@@ -41,7 +41,7 @@ class RulesBackend:
         if "kind" not in meta or "row" not in meta:
             raise BackendError("the rules backend only answers curriculum requests (metadata with "
                                "'kind' and 'row'); choose an LLM backend for free-form prompts")
-        pairs = build_qa(meta["kind"], meta["row"], int(meta.get("num_questions", 5)),
-                         int(meta.get("seed", 0)), meta.get("options") or {})
+        pairs = build_qa(meta["kind"], meta["row"], int(meta["num_questions"]), int(meta["seed"]),
+                         meta["options"])
         text = json.dumps({"qa": pairs}, ensure_ascii=False)
         return ChatResponse(text=text, finish_reason="stop", raw={"rules_version": self.model})

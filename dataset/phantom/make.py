@@ -42,9 +42,9 @@ def make_dataset(cfg: DictConfig) -> dict[str, Any]:
     Raises:
         ConfigError: a bad `dataset.*` size or `dataset.phantom.*` setting, before any file is written.
     """
-    check_phantom_settings(cfg.dataset, bool(cfg.get("samples_only", False)))
+    check_phantom_settings(cfg.dataset, bool(cfg.samples_only))
     run_dir = prepare_run(cfg)
-    if cfg.get("samples_only", False):
+    if cfg.samples_only:
         return write_samples(cfg)
     phantom = _phantom_block(cfg)
     geom = ScanGeometry.from_size(int(cfg.dataset.image_height), int(cfg.dataset.image_width),

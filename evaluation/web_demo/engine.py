@@ -97,7 +97,7 @@ class DemoEngine:
         demo = cfg.demo
         self.crop_size = int(cfg.dataset.crop_size)
         image_size = (int(cfg.dataset.image_height), int(cfg.dataset.image_width))
-        resize = demo.get("resize_to_dataset", True)
+        resize = demo.resize_to_dataset
         self.transform = build_scan_transform(self.crop_size, None, image_size=image_size if resize else None)
         self.tasks = load_demo_tasks(list(demo.task_configs))
         self.report_question = str(demo.report_question)
@@ -138,7 +138,7 @@ class DemoEngine:
             raise DemoInputError(f"{name}: its registry entry (configs/pretrained_models/{name}.yaml) has no "
                                  "path; set it to a local Hugging Face model folder, or pick another "
                                  "model") from None
-        biases = calibration_biases(resolve_model(entry).path, str(self.cfg.demo.get("option_score", "sum")))
+        biases = calibration_biases(resolve_model(entry).path, str(self.cfg.demo.option_score))
         logger.info("opened %s (calibration biases for %s)", name, ", ".join(biases) or "no task")
         while len(self._models) >= max(1, int(self.cfg.demo.max_loaded_models)):
             self._models.pop(next(iter(self._models))).answerer.close()

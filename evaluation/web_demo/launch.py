@@ -63,7 +63,7 @@ def run_web_demo(cfg: DictConfig, block: bool = True) -> dict[str, Any]:
         ValueError: bad `demo.auth`, or the selected model is not a local registry entry.
     """
     demo = cfg.demo
-    auth = auth_pair(demo.get("auth"))
+    auth = auth_pair(demo.auth)
     run_dir = prepare_run(cfg)
     # SIGTERM cleans up like Ctrl-C, from here on (also while the models and page load).
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(0)) if block else None
@@ -91,7 +91,7 @@ def run_web_demo(cfg: DictConfig, block: bool = True) -> dict[str, Any]:
         if default_a not in engine.model_names:
             raise ValueError(f"pretrained_models={default_a} is not a local registry model; the demo needs one "
                              f"of: {', '.join(engine.model_names)}")
-        default_b = demo.get("compare_with") or None
+        default_b = demo.compare_with
         page = build_page(engine, demo, cfg.paths.processed_images_dir, temp_dir / "downloads", default_a,
                           default_b if default_b in engine.model_names else None)
         page.queue(max_size=int(demo.queue_size), default_concurrency_limit=1)

@@ -47,9 +47,9 @@ def build_optimizer(model, cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": float(cfg.get("weight_decay", 0.0))},
+    groups = [{"params": decay, "weight_decay": float(cfg["weight_decay"])},
               {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=float(cfg["learning_rate"]), betas=tuple(cfg.get("betas", (0.9, 0.999))))
+    return torch.optim.AdamW(groups, lr=float(cfg["learning_rate"]), betas=tuple(cfg["betas"]))
 
 
 def run_training_loop(accelerator, model, collator: QACollator, train_set: CurriculumDataset, plan: EpochPlan,
@@ -72,15 +72,15 @@ def run_training_loop(accelerator, model, collator: QACollator, train_set: Curri
     """
     started = time.perf_counter()
     max_steps = int(cfg["max_steps"])
-    accumulation = int(cfg.get("gradient_accumulation_steps", 1))
+    accumulation = int(cfg["gradient_accumulation_steps"])
     optimizer = build_optimizer(model, cfg)
-    scheduler = get_scheduler(cfg.get("lr_schedule", "cosine"), optimizer,
-                              num_warmup_steps=int(cfg.get("warmup_steps", 0)), num_training_steps=max_steps)
+    scheduler = get_scheduler(cfg["lr_schedule"], optimizer,
+                              num_warmup_steps=int(cfg["warmup_steps"]), num_training_steps=max_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     # Not prepared: accelerate would step it once per process; registered so it is checkpointed.
     accelerator.register_for_checkpointing(scheduler)
     start_step = 0
-    resumable = find_resumable(checkpoint_dir, fingerprint) if cfg.get("resume", True) else None
+    resumable = find_resumable(checkpoint_dir, fingerprint) if cfg["resume"] else None
     if resumable:
         accelerator.load_state(str(resumable[0]))
         start_step = resumable[1]
@@ -88,7 +88,7 @@ def run_training_loop(accelerator, model, collator: QACollator, train_set: Curri
     sampler = PlannedBatchSampler(plan, int(cfg["batch_size"]), accelerator.num_processes,
                                   accelerator.process_index, start=start_step * accumulation)
     loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collator,
-                        num_workers=int(cfg.get("num_workers", 0)))
+                        num_workers=int(cfg["num_workers"]))
     result = LoopResult(steps=start_step, start_step=start_step)
     batches = iter(loader)
     progress = tqdm(range(start_step, max_steps), initial=start_step, total=max_steps, desc="training",
@@ -97,17 +97,17 @@ def run_training_loop(accelerator, model, collator: QACollator, train_set: Curri
     window: list[float] = []
     for step in progress:
         loss = _optimizer_step(accelerator, model, optimizer, scheduler, batches, accumulation,
-                               float(cfg.get("max_grad_norm", 0.0)))
+                               float(cfg["max_grad_norm"]))
         window.append(loss)
         done = step + 1
         result.steps = done
-        if done % int(cfg.get("log_every", 10)) == 0 or done == max_steps:
+        if done % int(cfg["log_every"]) == 0 or done == max_steps:
             mean = sum(window) / len(window)
             window.clear()
             result.train_losses.append((done, mean))
             accelerator.log({"train/loss": mean, "train/lr": scheduler.get_last_lr()[0]}, step=done)
             progress.set_postfix(loss=f"{mean:.3f}")
-        if eval_set is not None and (done % int(cfg.get("eval_every", 100)) == 0 or done == max_steps):
+        if eval_set is not None and (done % int(cfg["eval_every"]) == 0 or done == max_steps):
             grounding = evaluate_grounding(accelerator, model, collator, eval_set, cfg)
             result.eval_losses.append((done, grounding["all"]["loss"]))
             result.grounding.append((done, grounding))
@@ -117,8 +117,8 @@ def run_training_loop(accelerator, model, collator: QACollator, train_set: Curri
             logger.info("step %d: validation loss %.4f, image-reliance gap %.4f (%s)", done,
                         grounding["all"]["loss"], grounding["all"]["gap"],
                         ", ".join(f"{m} {v['gap']:.3f}" for m, v in grounding.items() if m != "all"))
-        if done % int(cfg.get("checkpoint_every", 100)) == 0 or done == max_steps:
-            save_checkpoint(accelerator, checkpoint_dir, done, fingerprint, int(cfg.get("keep_checkpoints", 2)))
+        if done % int(cfg["checkpoint_every"]) == 0 or done == max_steps:
+            save_checkpoint(accelerator, checkpoint_dir, done, fingerprint, int(cfg["keep_checkpoints"]))
     result.wall_time_s = time.perf_counter() - started
     return result
 
@@ -161,7 +161,7 @@ def evaluate_grounding(accelerator, model, collator: QACollator, eval_set: Curri
     """
     model.eval()
     indices = list(range(accelerator.process_index, len(eval_set), accelerator.num_processes))
-    batch_size = int(cfg.get("eval_batch_size", cfg["batch_size"]))
+    batch_size = int(cfg["eval_batch_size"])
     tally = GroundingTally(sorted({e.record.module for e in eval_set.examples}), accelerator.device)
     for start in range(0, len(indices), batch_size):
         items = [eval_set[(i, 0)] for i in indices[start:start + batch_size]]

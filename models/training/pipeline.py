@@ -137,7 +137,7 @@ def _starting_model(cfg, table, checkpoint_dir: Path, accelerator):
     """The registry's starting model; for `new`, a fresh build whose tokenizer is trained on the
     curriculum text (or reloaded from an interrupted run's checkpoint folder, so resume is exact)."""
     entry = resolve_model(cfg.pretrained_models)
-    eight_bit = bool(cfg.training.policy.get("load_in_8bit", False))
+    eight_bit = bool(cfg.training.policy.load_in_8bit)
     if eight_bit:  # before any build or vision pretraining: no CUDA, no bitsandbytes or `full` stop here
         check_8bit_policy(cfg.training.policy)
     if entry.kind == "local":

@@ -98,7 +98,7 @@ def pretrain_vision_tower(tower: nn.Module, feature_layer: int, table: pd.DataFr
     if table.empty:
         raise ValueError("vision pretraining: no training rows; set training.vision_pretraining.enabled=false")
     started = time.perf_counter()
-    steps, batch_size = int(cfg["steps"]), int(cfg.get("batch_size", 32))
+    steps, batch_size = int(cfg["steps"]), int(cfg["batch_size"])
     stages, markers = scan_labels(table)
     scans = ScanDataset(table, transform)
     rng = np.random.default_rng(seed)
@@ -112,12 +112,12 @@ def pretrain_vision_tower(tower: nn.Module, feature_layer: int, table: pd.DataFr
         tower.train(was_training)
     head = PooledHead(width, len(STAGES), len(EVALUATION_BIOMARKERS)).to(param.device)
     params = list(tower.parameters()) + list(head.parameters())
-    optimizer = torch.optim.AdamW(params, lr=float(cfg.get("learning_rate", 2e-3)),
-                                  weight_decay=float(cfg.get("weight_decay", 0.01)))
-    scheduler = get_scheduler(str(cfg.get("lr_schedule", "cosine")), optimizer,
-                              num_warmup_steps=int(cfg.get("warmup_steps", 20)), num_training_steps=steps)
-    biomarker_weight = float(cfg.get("biomarker_weight", 1.0))
-    log_every = int(cfg.get("log_every", 25))
+    optimizer = torch.optim.AdamW(params, lr=float(cfg["learning_rate"]),
+                                  weight_decay=float(cfg["weight_decay"]))
+    scheduler = get_scheduler(str(cfg["lr_schedule"]), optimizer,
+                              num_warmup_steps=int(cfg["warmup_steps"]), num_training_steps=steps)
+    biomarker_weight = float(cfg["biomarker_weight"])
+    log_every = int(cfg["log_every"])
     tower.train()
     history, window = [], []
     order = rng.permutation(len(scans))
@@ -202,8 +202,8 @@ def maybe_pretrain_vision(cfg, model, processor, table: pd.DataFrame, resuming: 
     from dataset.transforms import build_scan_transform
     from models.registry import resolve_model
 
-    vp_cfg = cfg.training.get("vision_pretraining")
-    if not vp_cfg or not vp_cfg.get("enabled", False) or int(vp_cfg.get("steps", 0)) <= 0:
+    vp_cfg = cfg.training.vision_pretraining
+    if not vp_cfg.enabled or int(vp_cfg.steps) <= 0:
         return None
     if resolve_model(cfg.pretrained_models).kind != "new" or resuming:
         return None

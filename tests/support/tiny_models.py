@@ -12,22 +12,25 @@ from pathlib import Path
 
 import torch
 
+from support.configs import config_entry
 from support.scans import lesion_scan, view_of
 from support.tables import REPORTS
 
 TINY_VLM_CFG = {
-    "vision_encoder": {"kind": "levit", "image_size": 192, "hidden_sizes": [32, 64], "depths": [1, 1],
-                       "num_attention_heads": [1, 2], "key_dim": [16, 16], "feature_layer": -1},
-    "adapter": {"name": "linear"},
-    "text_decoder": {"kind": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-                     "num_attention_heads": 2, "num_key_value_heads": 2, "max_position_embeddings": 512,
-                     "tokenizer": {"vocab_size": 400, "min_frequency": 1}},
+    "vision_encoder": config_entry("model/vision_encoder", "tiny_levit", image_size=192,
+                                   hidden_sizes=[32, 64], depths=[1, 1], num_attention_heads=[1, 2],
+                                   key_dim=[16, 16], feature_layer=-1),
+    "adapter": config_entry("model/adapter", "linear"),
+    "text_decoder": config_entry("model/text_decoder", "tiny_llama", hidden_size=64, intermediate_size=128,
+                                 num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+                                 max_position_embeddings=512,
+                                 tokenizer={"vocab_size": 400, "min_frequency": 1}),
 }
 
 # Saliency tests compute many maps: a narrower tower and decoder, and a two-layer projector.
 SALIENCY_VLM_CFG = {
     "vision_encoder": {**TINY_VLM_CFG["vision_encoder"], "hidden_sizes": [16, 32], "key_dim": [8, 8]},
-    "adapter": {"name": "mlp2x_gelu"},
+    "adapter": config_entry("model/adapter", "mlp2x_gelu"),
     "text_decoder": {**TINY_VLM_CFG["text_decoder"], "hidden_size": 32, "intermediate_size": 64,
                      "num_hidden_layers": 1},
 }
@@ -126,3 +129,10 @@ def save_tiny_chat_model(folder: Path) -> Path:
     model.generation_config.do_sample = True
     model.save_pretrained(folder)
     return folder
+
+
+def tiny_chat_backend_cfg(folder: str | Path, **overrides) -> dict:
+    """A local-HF language-model config (`configs/model/language_model/llama3-8b_instruct.yaml`) that
+    serves the tiny chat LLM saved at `folder`, updated by `overrides`."""
+    return config_entry("model/language_model", "llama3-8b_instruct", path=str(folder), model="tiny",
+                        **overrides)
