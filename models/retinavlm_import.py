@@ -18,7 +18,6 @@ place only when complete; the registry entry is written last.
 from __future__ import annotations
 
 import logging
-import os
 import resource
 import shutil
 import time
@@ -36,6 +35,7 @@ from transformers import (
     LlavaForConditionalGeneration,
 )
 
+from models.model_files import atomic_folder
 from models.registry import REGISTRY_DIR
 from models.resnet_tower import RetinaResNetConfig, register_resnet_tower
 from models.retinavlm_checkpoint import (
@@ -190,11 +190,7 @@ def import_retinavlm(source: str | Path, llm: str | Path, output_dir: str | Path
     _log_findings(source, plan)
     _check_disk(output_dir.parent, plan, config, DTYPES[dtype])
 
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = output_dir.parent / f".{output_dir.name}.importing-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
+    with atomic_folder(output_dir) as staging:
         writer = ShardWriter(staging, max_shard_bytes)
         dequantised = stream_tensors(plan, writer, DTYPES[dtype], config.text_config.hidden_size)
         shards = writer.finish()
@@ -203,10 +199,6 @@ def import_retinavlm(source: str | Path, llm: str | Path, output_dir: str | Path
         processor.save_pretrained(staging)
         report = _report(source, llm, output_dir, name, plan, dtype, dequantised, shards, writer.total_bytes)
         write_model_card(staging / "README.md", report, created_by)
-        _replace_directory(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     if registry_dir is not None:
         entry = write_registry_entry(Path(registry_dir), name, registry_path or str(output_dir), created_by,
                                      source)
@@ -252,17 +244,6 @@ def _generation_config(tokenizer) -> GenerationConfig:
     return GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=stop,
                             pad_token_id=tokenizer.pad_token_id, do_sample=False,
                             max_new_tokens=MAX_NEW_TOKENS)
-
-
-def _replace_directory(staging: Path, output_dir: Path) -> None:
-    """Rename the finished folder into place (an existing one is moved aside, then deleted)."""
-    if output_dir.exists():
-        old = output_dir.parent / f".{output_dir.name}.replaced-{os.getpid()}"
-        output_dir.rename(old)
-        staging.rename(output_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(output_dir)
 
 
 def _report(source, llm, output_dir, name, plan: CheckpointPlan, dtype, dequantised, shards,
