@@ -65,6 +65,10 @@ REFERRAL = [
     ("Triage: seen within two weeks (urgent referral for anti-VEGF treatment), because of fluid.",
      "within_two_weeks"),
     ("Triage: routine referral (general attention by a retina specialist), because there is no fluid.", "routine"),
+    # The phantom's report endings (dataset/phantom/reports.py REFERRAL_SENTENCES).
+    ("No fluid is seen. Stage: healthy. Recommendation: not seen.", "not_seen"),
+    ("Drusen are present. Suggested management: not seen.", "not_seen"),
+    ("Fluid is not seen. Recommendation: routine referral.", "routine"),
 ]
 
 BIOMARKER = [
