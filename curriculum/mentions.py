@@ -146,3 +146,13 @@ def term_vocabulary() -> Vocabulary:
 def stated_stages(text: str) -> set[str]:
     """Stage ids some asserted mention in `text` is compatible with (empty: no stage stated)."""
     return set().union(*stage_vocabulary().find(text)) if text else set()
+
+
+# A labelled referral sentence, as reports word it ("Referral: ...", "Recommendation: not seen.").
+_REFERRAL_LABEL = re.compile(r"\b(?:referral|recommendation|suggested management|triage)\s*:", re.IGNORECASE)
+
+
+def states_referral(text: str) -> bool:
+    """Whether `text` states a referral: a labelled referral sentence or a triage/treatment name."""
+    return bool(text) and bool(_REFERRAL_LABEL.search(text) or triage_vocabulary().find(text)
+                               or treatment_vocabulary().find(text))

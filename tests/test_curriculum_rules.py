@@ -72,6 +72,18 @@ def test_reports_state_a_stage_and_answers_can_be_read_from_them():
     assert rejection_reason(ParsedQA("Is this early AMD?", "Early AMD."), Labels.from_row(row), set()) == "leak"
 
 
+def test_reports_state_the_referral_when_asked_and_only_when_missing():
+    row = {"image_id": "x", "eye": "left", "stage": "early", "referral": "routine", "referral_treatment": "no_referral",
+           "drusen": True, "drusen_size": "small", "report": "A few small drusen nasally. No fluid."}
+    report = build_qa("report_writing", row, 1, seed=0, options={"state_referral": True})[0]["answer"]
+    assert report == "A few small drusen nasally. No fluid. Stage: early AMD. Referral: routine referral."
+    for stated in ("Recommendation: not seen.", "Referral: urgent referral for anti-VEGF treatment.",
+                   "Stage: early AMD. Routine referral."):
+        given = {**row, "report": f"A few small drusen nasally. {stated}"}
+        answer = build_qa("report_writing", given, 1, seed=0, options={"state_referral": True})[0]["answer"]
+        assert stated in answer and "Referral: routine referral." not in answer
+
+
 def test_rules_wording_is_seeded():
     row = {"image_id": "x", "eye": "left", "stage": "early", "referral": "routine",
            "referral_treatment": "no_referral", "drusen": True, "drusen_size": "small"}

@@ -27,7 +27,7 @@ from curriculum.rules_qa.findings import (
     stage_name,
     upper_first,
 )
-from curriculum.mentions import stated_stages
+from curriculum.mentions import stated_stages, states_referral
 from dataset.clinical import BIOMARKERS, stage_group
 
 QA = dict[str, str]
@@ -219,10 +219,12 @@ def _full_report(row, stage: str, rng) -> str:
 
 def _report_writing(row, rng, options) -> list[QA]:
     report = str(row.get("report") or "").strip() or findings_sentence(row, rng, absences=3)
+    # A report the model learns to write should end in what a reader (and the parser) takes from
+    # it: the annotation knows the stage, and the triage, even where the specialist left them out.
     if options.get("state_stage", True) and not stated_stages(report):
-        # A report the model learns to write should end in a stage a reader (and the parser) can
-        # take: the annotation knows it even where the specialist left it out of the text.
         report = f"{report} Stage: {stage_name(str(row['stage']))}."
+    if options.get("state_referral", False) and not states_referral(report):
+        report = f"{report} Referral: {referral_name(str(row['referral']))}."
     qas = [_qa(rng.choice(["Write a report for this OCT scan.", "Write a clinical report of this B-scan."]),
                report)]
     qas.append(_qa("Summarise the key findings in one sentence.", findings_sentence(row, rng, absences=1)))
