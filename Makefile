@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 LLM ?= rules
 
-.PHONY: install pipeline seeds test test-fast
+.PHONY: install pipeline seeds trial test test-fast
 
 $(BIN)/activate: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,40 @@ seeds: install
 	  touch $$d/done; \
 	done
 	$(PY) run/summarise_seeds.py seeds_dir=$(SEED_DIR) run_dir=$(SEED_DIR)/summary
+
+# Try a change to part 2 on the VALIDATION split before it becomes a default (docs/experiments.md),
+# after `make pipeline`: copy the pipeline's curricula, regenerate MODULE (if given) with the GEN
+# overrides, then per seed train part 2 (TRAIN overrides) from that seed's part-1 model (made here
+# if neither `make pipeline`, for seed 0, nor `make seeds` made it) and score staging and referral
+# (closed-ended, raw) and the open-ended reports. Mean and spread: outputs/trials/NAME/seed_summary.md.
+#   make trial NAME=default
+#   make trial NAME=referral_ending MODULE=7_report_writing GEN='+dataset.task.curriculum.options.state_referral=true'
+TRIAL := outputs/trials/$(NAME)
+VAL := evaluation.split=validation paths.curriculum_dir=$(TRIAL)/curriculum
+trial: install
+	@test -n "$(NAME)" || { echo "make trial needs NAME=<a name for this trial>"; exit 2; }
+	@test -d outputs/curriculum || { echo "make trial needs the curricula of make pipeline (outputs/curriculum)"; exit 2; }
+	@if [ ! -f $(TRIAL)/curriculum.done ]; then \
+	  rm -rf $(TRIAL)/curriculum && mkdir -p $(TRIAL) && cp -r outputs/curriculum $(TRIAL)/curriculum || exit 1; \
+	  if [ -n "$(MODULE)" ]; then rm -rf $(TRIAL)/curriculum/$(MODULE) && \
+	    $(PY) run/generate_curriculum_part2.py dataset=retina model/language_model=$(LLM) dataset/task=specialist_annotate \
+	      dataset/task/curriculum=$(MODULE) $(GEN) paths.curriculum_dir=$(TRIAL)/curriculum run_dir=$(TRIAL)/generate || exit 1; fi; \
+	  touch $(TRIAL)/curriculum.done; fi
+	@for s in $(SEEDS); do \
+	  d=$(TRIAL)/seed_$$s; part1=$(SEED_DIR)/seed_$$s/models/retinavlm_base_192px; \
+	  if [ -f $$d/done ]; then echo "== $(NAME) seed $$s: done before"; continue; fi; \
+	  echo "== $(NAME) seed $$s"; mkdir -p $$d/models; \
+	  if [ $$s = 0 ] && [ -d outputs/models/retinavlm_base_192px ]; then part1=outputs/models/retinavlm_base_192px; fi; \
+	  if [ -d $$part1 ]; then cp -r $$part1 $$d/models/; else \
+	    $(PY) run/vision_language_pretraining.py dataset=retina pretrained_models=new dataset/task=curriculum_part_1_introduction_to_retina seed=$$s paths.model_dir=$$d/models run_dir=$$d/train_part_1 || exit 1; fi; \
+	  $(PY) run/vision_language_pretraining.py dataset=retina pretrained_models=retinavlm_base_192px dataset/task=curriculum_part_2_advanced_retinal_specialism seed=$$s $(TRAIN) paths.curriculum_dir=$(TRIAL)/curriculum paths.model_dir=$$d/models run_dir=$$d/train_part_2 || exit 1; \
+	  for task in staging referral; do \
+	    $(PY) run/closed_ended_evaluation.py pretrained_models=specialist_v5_192px dataset=retina dataset/task=closed_ended_specialist_$$task $(VAL) evaluation.calibration.split=null evaluation.statistics.n_resamples=200 paths.model_dir=$$d/models run_dir=$$d/closed_ended_$$task || exit 1; \
+	  done; \
+	  $(PY) run/open_ended_evaluation.py pretrained_models=specialist_v5_192px dataset=retina $(VAL) evaluation.statistics.n_resamples=200 paths.model_dir=$$d/models run_dir=$$d/open_ended || exit 1; \
+	  touch $$d/done; \
+	done
+	$(PY) run/summarise_seeds.py seeds_dir=$(TRIAL) run_dir=$(TRIAL)/summary
 
 test: install
 	$(BIN)/python -m pytest

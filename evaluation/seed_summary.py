@@ -1,6 +1,7 @@
 """Mean and spread over training seeds: what `make seeds` reports instead of one lucky run.
 
-Reads `<seeds_dir>/seed_<s>/closed_ended_<group>/metrics.json` of every finished seed and writes
+Reads `<seeds_dir>/seed_<s>/closed_ended_<group>/metrics.json` (and `open_ended*/metrics.json`, whose
+tasks become `report_<task>`) of every finished seed and writes
 `seed_summary.csv` (one row per model, task and metric: mean, standard deviation, min, max,
 number of seeds) and `seed_summary.md` beside them.
 """
@@ -25,12 +26,18 @@ def collect_seed_metrics(seeds_dir: str | Path) -> pd.DataFrame:
         FileNotFoundError: no finished seed under `seeds_dir`.
     """
     rows = []
-    for metrics_file in sorted(Path(seeds_dir).glob("seed_*/closed_ended_*/metrics.json")):
+    runs = sorted(Path(seeds_dir).glob("seed_*/closed_ended_*/metrics.json"))
+    runs += sorted(Path(seeds_dir).glob("seed_*/open_ended*/metrics.json"))
+    for metrics_file in runs:
         seed = metrics_file.parent.parent.name.removeprefix("seed_")
         metrics = json.loads(metrics_file.read_text())
+        # An open-ended run's tasks are read from reports: `report_<task>`, with how often none was stated.
+        reports = metrics_file.parent.name.startswith("open_ended")
         for result in metrics["results"]:
-            rows += [{"seed": seed, "model": result["model"], "task": result["task"], "metric": name,
-                      "value": result["metrics"][name]["value"]} for name in METRICS]
+            task = f"report_{result['task']}" if reports else result["task"]
+            rows += [{"seed": seed, "model": result["model"], "task": task, "metric": name,
+                      "value": result["metrics"][name]["value"]}
+                     for name in (*METRICS, "invalid_rate") if name in METRICS or reports]
         for model, tasks in (metrics.get("grounding") or {}).items():
             rows += [{"seed": seed, "model": model, "task": task, "metric": "grounding_gap", "value": g["gap"]}
                      for task, g in tasks.items()]

@@ -67,6 +67,19 @@ def test_seed_summary_gives_mean_and_spread(tmp_path):
         (tmp_path / "seed_summary.md").read_text()
 
 
+def test_seed_summary_reads_reports_of_open_ended_runs(tmp_path):
+    for seed, (accuracy, invalid) in (("0", (0.6, 0.1)), ("1", (0.7, 0.3))):
+        _write(tmp_path / f"seed_{seed}" / "closed_ended_referral", {"tasks": ["referral"], "results": [
+            _result("specialist_v5_192px", "referral", 0.8, 0.7)]})
+        _write(tmp_path / f"seed_{seed}" / "open_ended", {"tasks": ["referral"], "results": [
+            _result("specialist_v5_192px", "referral", accuracy, accuracy - 0.1, invalid=invalid)]})
+    summary = summarise_seeds(tmp_path).set_index(["task", "metric"])
+    assert summary.loc[("report_referral", "accuracy"), "mean"] == pytest.approx(0.65)
+    assert summary.loc[("report_referral", "invalid_rate"), "mean"] == pytest.approx(0.2)
+    assert summary.loc[("referral", "accuracy"), "seeds"] == 2
+    assert ("referral", "invalid_rate") not in summary.index  # closed-ended rows keep their two metrics
+
+
 def test_seed_summary_without_seeds_names_the_command(tmp_path):
     with pytest.raises(FileNotFoundError, match="make seeds"):
         summarise_seeds(tmp_path)
