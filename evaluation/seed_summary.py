@@ -13,6 +13,9 @@ import logging
 from pathlib import Path
 
 import pandas as pd
+from omegaconf import OmegaConf
+
+from dataset.runtime import RESOLVED_CONFIG
 
 logger = logging.getLogger(__name__)
 
@@ -31,19 +34,27 @@ def collect_seed_metrics(seeds_dir: str | Path) -> pd.DataFrame:
     for metrics_file in runs:
         seed = metrics_file.parent.parent.name.removeprefix("seed_")
         metrics = json.loads(metrics_file.read_text())
+        split = _evaluated_split(metrics_file.parent)
         # An open-ended run's tasks are read from reports: `report_<task>`, with how often none was stated.
         reports = metrics_file.parent.name.startswith("open_ended")
         for result in metrics["results"]:
             task = f"report_{result['task']}" if reports else result["task"]
-            rows += [{"seed": seed, "model": result["model"], "task": task, "metric": name,
+            rows += [{"seed": seed, "split": split, "model": result["model"], "task": task, "metric": name,
                       "value": result["metrics"][name]["value"]}
                      for name in (*METRICS, "invalid_rate") if name in METRICS or reports]
         for model, tasks in (metrics.get("grounding") or {}).items():
-            rows += [{"seed": seed, "model": model, "task": task, "metric": "grounding_gap", "value": g["gap"]}
+            rows += [{"seed": seed, "split": split, "model": model, "task": task, "metric": "grounding_gap",
+                      "value": g["gap"]}
                      for task, g in tasks.items()]
     if not rows:
         raise FileNotFoundError(f"no seed_*/closed_ended_*/metrics.json under {seeds_dir}; run `make seeds` first")
     return pd.DataFrame(rows)
+
+
+def _evaluated_split(run_dir: Path) -> str | None:
+    """The split an evaluation run scored, from its resolved config (None if it has none)."""
+    config = run_dir / RESOLVED_CONFIG
+    return str(OmegaConf.load(config).evaluation.split) if config.is_file() else None
 
 
 def summarise_seeds(seeds_dir: str | Path) -> pd.DataFrame:
@@ -53,7 +64,8 @@ def summarise_seeds(seeds_dir: str | Path) -> pd.DataFrame:
                .agg(mean="mean", std="std", min="min", max="max", seeds="count").reset_index())
     seeds_dir = Path(seeds_dir)
     summary.to_csv(seeds_dir / "seed_summary.csv", index=False)
-    lines = [f"# Closed-ended results over {frame['seed'].nunique()} training seeds (test split)", "",
+    splits = ", ".join(sorted(set(frame["split"].dropna())))
+    lines = [f"# Results over {frame['seed'].nunique()} training seeds" + (f" ({splits} split)" if splits else ""), "",
              "| model | task | metric | mean | std | min | max | seeds |", "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r.model} | {r.task} | {r.metric} | {r.mean:.3f} | {r.std:.3f} | {r.min:.3f} | {r.max:.3f} | "
               f"{r.seeds} |" for r in summary.fillna(0.0).itertuples()]

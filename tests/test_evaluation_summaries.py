@@ -73,7 +73,10 @@ def test_seed_summary_reads_reports_of_open_ended_runs(tmp_path):
             _result("specialist_v5_192px", "referral", 0.8, 0.7)]})
         _write(tmp_path / f"seed_{seed}" / "open_ended", {"tasks": ["referral"], "results": [
             _result("specialist_v5_192px", "referral", accuracy, accuracy - 0.1, invalid=invalid)]})
+        for run in ("closed_ended_referral", "open_ended"):  # a trial (`make trial`) scores validation
+            (tmp_path / f"seed_{seed}" / run / "resolved_config.yaml").write_text("evaluation:\n  split: validation\n")
     summary = summarise_seeds(tmp_path).set_index(["task", "metric"])
+    assert (tmp_path / "seed_summary.md").read_text().startswith("# Results over 2 training seeds (validation split)")
     assert summary.loc[("report_referral", "accuracy"), "mean"] == pytest.approx(0.65)
     assert summary.loc[("report_referral", "invalid_rate"), "mean"] == pytest.approx(0.2)
     assert summary.loc[("referral", "accuracy"), "seeds"] == 2
