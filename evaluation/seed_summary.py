@@ -37,11 +37,10 @@ def collect_seed_metrics(seeds_dir: str | Path) -> pd.DataFrame:
         split = _evaluated_split(metrics_file.parent)
         # An open-ended run's tasks are read from reports: `report_<task>`, with how often none was stated.
         reports = metrics_file.parent.name.startswith("open_ended")
+        prefix, names = ("report_", (*METRICS, "invalid_rate")) if reports else ("", METRICS)
         for result in metrics["results"]:
-            task = f"report_{result['task']}" if reports else result["task"]
-            rows += [{"seed": seed, "split": split, "model": result["model"], "task": task, "metric": name,
-                      "value": result["metrics"][name]["value"]}
-                     for name in (*METRICS, "invalid_rate") if name in METRICS or reports]
+            rows += [{"seed": seed, "split": split, "model": result["model"], "task": prefix + result["task"],
+                      "metric": name, "value": result["metrics"][name]["value"]} for name in names]
         for model, tasks in (metrics.get("grounding") or {}).items():
             rows += [{"seed": seed, "split": split, "model": model, "task": task, "metric": "grounding_gap",
                       "value": g["gap"]}
