@@ -73,7 +73,7 @@ seeds: install
 	$(PY) run/summarise_seeds.py seeds_dir=$(SEED_DIR) run_dir=$(SEED_DIR)/summary
 
 # Try a change to part 2 on the VALIDATION split before it becomes a default (docs/experiments.md),
-# after `make pipeline`: copy the pipeline's curricula, regenerate MODULE (if given) with the GEN
+# after `make pipeline`: copy the pipeline's curricula, regenerate MODULE (one or more, if given) with the GEN
 # overrides, then per seed train part 2 (TRAIN overrides) from that seed's part-1 model (made here
 # if neither `make pipeline`, for seed 0, nor `make seeds` made it) and score staging and referral
 # (closed-ended, raw) and the open-ended reports. Mean and spread: outputs/trials/NAME/seed_summary.md.
@@ -86,9 +86,9 @@ trial: install
 	@test -d outputs/curriculum || { echo "make trial needs the curricula of make pipeline (outputs/curriculum)"; exit 2; }
 	@if [ ! -f $(TRIAL)/curriculum.done ]; then \
 	  rm -rf $(TRIAL)/curriculum && mkdir -p $(TRIAL) && cp -r outputs/curriculum $(TRIAL)/curriculum || exit 1; \
-	  if [ -n "$(MODULE)" ]; then rm -rf $(TRIAL)/curriculum/$(MODULE) && \
+	  for m in $(MODULE); do rm -rf $(TRIAL)/curriculum/$$m && \
 	    $(PY) run/generate_curriculum_part2.py dataset=retina model/language_model=$(LLM) dataset/task=specialist_annotate \
-	      dataset/task/curriculum=$(MODULE) $(GEN) paths.curriculum_dir=$(TRIAL)/curriculum run_dir=$(TRIAL)/generate || exit 1; fi; \
+	      dataset/task/curriculum=$$m $(GEN) paths.curriculum_dir=$(TRIAL)/curriculum run_dir=$(TRIAL)/generate_$$m || exit 1; done; \
 	  touch $(TRIAL)/curriculum.done; fi
 	@for s in $(SEEDS); do \
 	  d=$(TRIAL)/seed_$$s; part1=$(SEED_DIR)/seed_$$s/models/retinavlm_base_192px; \

@@ -17,6 +17,8 @@ from dataset.clinical import load_knowledge, load_negation_cues
 
 _NEGATION = load_negation_cues().mentions
 _CLAUSE = re.compile(_NEGATION.clause_break)
+_STAGE_LABELS = ("stage", "diagnosis", "impression")
+_STAGE_LABEL = re.compile(rf"\b({'|'.join(_STAGE_LABELS)})\s*:\s*", re.IGNORECASE)
 
 
 def normalise(text: str) -> list[str]:
@@ -96,8 +98,13 @@ def stage_vocabulary() -> Vocabulary:
                          ("dry amd", {s.id for s in knowledge.stages} - wet - {"healthy"})):
         _add(phrases, text, labels)
     for text in ("healthy retina", "healthy eye", "healthy scan", "healthy macula", "no amd",
-                 "no signs of amd", "no sign of amd", "no evidence of amd", "stage healthy"):
+                 "no signs of amd", "no sign of amd", "no evidence of amd"):
         _add(phrases, text, {"healthy"})
+    for subject in ("scan", "retina", "eye", "macula"):  # "Overall, the scan is healthy."
+        for verb in ("is", "appears", "looks"):
+            _add(phrases, f"{subject} {verb} healthy", {"healthy"})
+    for label in _STAGE_LABELS:  # "Stage: healthy." (the label joins its value; see stated_stages)
+        _add(phrases, f"{label} healthy", {"healthy"})
     return Vocabulary(phrases)
 
 
@@ -145,7 +152,10 @@ def term_vocabulary() -> Vocabulary:
 
 def stated_stages(text: str) -> set[str]:
     """Stage ids some asserted mention in `text` is compatible with (empty: no stage stated)."""
-    return set().union(*stage_vocabulary().find(text)) if text else set()
+    if not text:
+        return set()
+    # A colon ends a clause, but not between a stage label and its value ("Stage: healthy.").
+    return set().union(*stage_vocabulary().find(_STAGE_LABEL.sub(r"\1 ", text)))
 
 
 # A labelled referral sentence, as reports word it ("Referral: ...", "Recommendation: not seen.").

@@ -16,6 +16,8 @@ from curriculum.rules_qa import BUILDERS, build_qa
 from curriculum.validation import Labels, rejection_reason
 from dataset.annotations import load_annotations
 from dataset.qa_records import read_records
+from evaluation.parser import parse_answer
+from evaluation.tasks import build_tasks
 
 
 @pytest.fixture()
@@ -82,6 +84,34 @@ def test_reports_state_the_referral_when_asked_and_only_when_missing():
         given = {**row, "report": f"A few small drusen nasally. {stated}"}
         answer = build_qa("report_writing", given, 1, seed=0, options={"state_referral": True})[0]["answer"]
         assert stated in answer and "Referral: routine referral." not in answer
+
+
+@pytest.mark.parametrize(("text", "stages"), [
+    ("Stage: healthy.", {"healthy"}), ("Diagnosis:  healthy.", {"healthy"}),
+    ("Impression: healthy retina.", {"healthy"}), ("Overall, the scan is healthy.", {"healthy"}),
+    ("The retina appears healthy.", {"healthy"}), ("Stage: early AMD.", {"early"}),
+    ("The RPE is healthy.", set()), ("Stage: not healthy.", set()), ("Healthy photoreceptors above the drusen.", set()),
+    ("Stage: intermediate AMD, not late dry AMD.", {"intermediate"}),
+])
+def test_stated_stages_read_healthy_reports(text, stages):
+    assert stated_stages(text) == stages
+
+
+def test_report_conclusion_replaces_stated_stage_and_referral_wherever_they_stood():
+    row = {"image_id": "x", "eye": "left", "stage": "intermediate", "referral": "routine",
+           "referral_treatment": "no_referral", "drusen": True, "drusen_size": "large"}
+    for report in ("Impression: intermediate AMD. Large drusen nasally. No fluid. Recommendation: routine.",
+                   "Large drusen nasally. No fluid. These findings indicate intermediate AMD.",
+                   "Large drusen nasally. No fluid."):
+        answer = build_qa("report_writing", {**row, "report": report}, 1, seed=0,
+                          options={"conclusion": True})[0]["answer"]
+        assert answer == "Large drusen nasally. No fluid. Stage: intermediate AMD. Referral: routine referral."
+    healthy = {**row, "stage": "healthy", "referral": "not_seen", "drusen": False,
+               "report": "Overall, the scan is healthy. Normal retinal layers. Referral: not seen."}
+    answer = build_qa("report_writing", healthy, 1, seed=0, options={"conclusion": True})[0]["answer"]
+    assert answer == "Normal retinal layers. Stage: healthy. Referral: not seen."
+    staging, referral = (build_tasks(group, {"question": "?"})[0] for group in ("staging", "referral"))
+    assert (parse_answer(answer, staging), parse_answer(answer, referral)) == ("healthy", "not_seen")
 
 
 def test_rules_wording_is_seeded():

@@ -8,6 +8,7 @@ come from the row and `dataset.clinical`; the wording varies with the seed.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -217,11 +218,28 @@ def _full_report(row, stage: str, rng) -> str:
             f"{_stage_reason(row, stage, rng)}. {_why_not(row, stage, rng)} {_referral_text(row, rng)}")
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def _with_conclusion(report: str, row) -> str:
+    """The report's findings, then one fixed conclusion from the annotation: "Stage: X. Referral: Y."
+
+    Sentences stating a stage or a referral, wherever they stood and however worded, give way to
+    the conclusion, so every report the model learns ends the same way.
+    """
+    findings = [sentence for sentence in _SENTENCE_END.split(report)
+                if not stated_stages(sentence) and not states_referral(sentence)]
+    return " ".join([*findings, f"Stage: {stage_name(str(row['stage']))}.",
+                     f"Referral: {referral_name(str(row['referral']))}."])
+
+
 def _report_writing(row, rng, options) -> list[QA]:
     report = str(row.get("report") or "").strip() or findings_sentence(row, rng, absences=3)
     # A report the model learns to write should end in what a reader (and the parser) takes from
     # it: the annotation knows the stage, and the triage, even where the specialist left them out.
-    if options.get("state_stage", True) and not stated_stages(report):
+    if options.get("conclusion", False):
+        report = _with_conclusion(report, row)
+    elif options.get("state_stage", True) and not stated_stages(report):
         report = f"{report} Stage: {stage_name(str(row['stage']))}."
     if options.get("state_referral", False) and not states_referral(report):
         report = f"{report} Referral: {referral_name(str(row['referral']))}."
