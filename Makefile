@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 LLM ?= rules
 
-.PHONY: install pipeline seeds trial test test-fast
+.PHONY: install pipeline seeds part1 trial test test-fast
 
 $(BIN)/activate: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,7 +63,7 @@ seeds: install
 	  d=$(SEED_DIR)/seed_$$s; \
 	  if [ -f $$d/done ]; then echo "== seed $$s: done before"; continue; fi; \
 	  echo "== seed $$s"; \
-	  $(PY) run/vision_language_pretraining.py dataset=retina pretrained_models=new dataset/task=curriculum_part_1_introduction_to_retina seed=$$s paths.model_dir=$$d/models run_dir=$$d/train_part_1 || exit 1; \
+	  $(MAKE) --no-print-directory part1 SEED=$$s || exit 1; \
 	  $(PY) run/vision_language_pretraining.py dataset=retina pretrained_models=retinavlm_base_192px dataset/task=curriculum_part_2_advanced_retinal_specialism seed=$$s paths.model_dir=$$d/models run_dir=$$d/train_part_2 || exit 1; \
 	  for task in staging referral biomarkers; do \
 	    $(PY) run/closed_ended_evaluation.py pretrained_models=specialist_v5_192px dataset=retina dataset/task=closed_ended_specialist_$$task 'models=$(MODELS)' paths.model_dir=$$d/models evaluation.statistics.n_resamples=200 run_dir=$$d/closed_ended_$$task || exit 1; \
@@ -72,10 +72,18 @@ seeds: install
 	done
 	$(PY) run/summarise_seeds.py seeds_dir=$(SEED_DIR) run_dir=$(SEED_DIR)/summary
 
+# One seed's part-1 model, trained once and shared by `make seeds` and `make trial`:
+# outputs/seeds/seed_SEED/models (stamped train_part_1.done).
+part1: install
+	@d=$(SEED_DIR)/seed_$(SEED); if [ -f $$d/train_part_1.done ]; then echo "== seed $(SEED) part 1: done before"; \
+	else $(PY) run/vision_language_pretraining.py dataset=retina pretrained_models=new \
+	  dataset/task=curriculum_part_1_introduction_to_retina seed=$(SEED) paths.model_dir=$$d/models \
+	  run_dir=$$d/train_part_1 && touch $$d/train_part_1.done; fi
+
 # Try a change to part 2 on the VALIDATION split before it becomes a default (docs/experiments.md),
 # after `make pipeline`: copy the pipeline's curricula, regenerate MODULE (one or more, if given) with the GEN
 # overrides, then per seed train part 2 (TRAIN overrides) from that seed's part-1 model (made here
-# if neither `make pipeline`, for seed 0, nor `make seeds` made it) and score staging and referral
+# with `make part1` if neither `make pipeline`, for seed 0, nor `make seeds` made it) and score staging and referral
 # (closed-ended, raw) and the open-ended reports. Mean and spread: outputs/trials/NAME/seed_summary.md.
 #   make trial NAME=default
 #   make trial NAME=referral_ending MODULE=7_report_writing GEN='+dataset.task.curriculum.options.state_referral=true'
@@ -95,8 +103,8 @@ trial: install
 	  if [ -f $$d/done ]; then echo "== $(NAME) seed $$s: done before"; continue; fi; \
 	  echo "== $(NAME) seed $$s"; mkdir -p $$d/models; \
 	  if [ $$s = 0 ] && [ -d outputs/models/retinavlm_base_192px ]; then part1=outputs/models/retinavlm_base_192px; fi; \
-	  if [ -d $$part1 ]; then cp -r $$part1 $$d/models/; else \
-	    $(PY) run/vision_language_pretraining.py dataset=retina pretrained_models=new dataset/task=curriculum_part_1_introduction_to_retina seed=$$s paths.model_dir=$$d/models run_dir=$$d/train_part_1 || exit 1; fi; \
+	  if [ ! -d $$part1 ]; then $(MAKE) --no-print-directory part1 SEED=$$s || exit 1; fi; \
+	  cp -r $$part1 $$d/models/; \
 	  $(PY) run/vision_language_pretraining.py dataset=retina pretrained_models=retinavlm_base_192px dataset/task=curriculum_part_2_advanced_retinal_specialism seed=$$s $(TRAIN) paths.curriculum_dir=$(TRIAL)/curriculum paths.model_dir=$$d/models run_dir=$$d/train_part_2 || exit 1; \
 	  for task in staging referral; do \
 	    $(PY) run/closed_ended_evaluation.py pretrained_models=specialist_v5_192px dataset=retina dataset/task=closed_ended_specialist_$$task $(VAL) evaluation.calibration.split=null evaluation.statistics.n_resamples=200 paths.model_dir=$$d/models run_dir=$$d/closed_ended_$$task || exit 1; \
