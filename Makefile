@@ -86,7 +86,7 @@ part1: install
 # with `make part1` if neither `make pipeline`, for seed 0, nor `make seeds` made it) and score staging and referral
 # (closed-ended, raw) and the open-ended reports. Mean and spread: outputs/trials/NAME/seed_summary.md.
 #   make trial NAME=default
-#   make trial NAME=referral_ending MODULE=7_report_writing GEN='+dataset.task.curriculum.options.state_referral=true'
+#   make trial NAME=conclusion MODULE=7_report_writing GEN='++dataset.task.curriculum.options.conclusion=true'
 TRIAL := outputs/trials/$(NAME)
 VAL := evaluation.split=validation paths.curriculum_dir=$(TRIAL)/curriculum
 trial: install

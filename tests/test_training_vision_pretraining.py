@@ -12,7 +12,9 @@ from support.configs import config_entry
 
 from dataset.clinical import EVALUATION_BIOMARKERS, STAGES
 from dataset.transforms import build_scan_transform
-from models.training.vision_pretraining import maybe_pretrain_vision, pretrain_vision_tower, scan_labels
+from dataset.scan_dataset import ScanDataset
+from models.training.vision_pretraining import (PooledHead, maybe_pretrain_vision, pretrain_vision_tower, scan_labels,
+                                                score_head)
 from models.vision_encoder import build_vision_encoder
 
 SIZE = 32
@@ -58,6 +60,25 @@ def test_loss_falls_and_only_the_tower_is_updated(tmp_path):
     # The temporary head is not attached to the tower: same parameter names, changed values.
     assert set(tower.state_dict()) == keys_before
     assert any(not torch.equal(before[k], v) for k, v in tower.state_dict().items())
+
+
+def test_held_out_scans_are_scored_by_the_trained_head(tmp_path):
+    tower, layer = _tower()
+    (tmp_path / "held_out").mkdir()
+    held_out = ScanDataset(_table(tmp_path / "held_out", 6), build_scan_transform(SIZE))
+    summary = pretrain_vision_tower(tower, layer, _table(tmp_path), build_scan_transform(SIZE), _cfg(60),
+                                    [0.5] * 3, [0.5] * 3, seed=0, held_out=held_out)
+    # The brightness decides the stage, so a head that learnt it stages unseen scans.
+    assert summary["held_out"]["images"] == 6 and summary["held_out"]["stage_accuracy"] == 1.0
+    # A head that calls the first stage and no finding for every scan: half the stages right
+    # (they alternate), and balanced accuracy 0.5 on every finding.
+    constant = PooledHead(tower.config.hidden_sizes[layer], len(STAGES), len(EVALUATION_BIOMARKERS))
+    with torch.no_grad():
+        constant.linear.weight.zero_()
+        constant.linear.bias.fill_(-1.0)
+        constant.linear.bias[0] = 1.0
+    assert score_head(tower, layer, constant, held_out, [0.5] * 3, [0.5] * 3, batch_size=4) == {
+        "images": 6, "stage_accuracy": 0.5, "biomarker_balanced_accuracy": 0.5}
 
 
 def test_scan_labels_reject_unknown_stage(tmp_path):

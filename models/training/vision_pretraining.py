@@ -75,7 +75,7 @@ def to_pixels(images: Sequence, mean: Sequence[float], std: Sequence[float]) -> 
 
 def pretrain_vision_tower(tower: nn.Module, feature_layer: int, table: pd.DataFrame, transform: ScanTransform,
                           cfg: Mapping[str, Any], image_mean: Sequence[float], image_std: Sequence[float],
-                          seed: int = 0) -> dict[str, Any]:
+                          seed: int = 0, held_out: ScanDataset | None = None) -> dict[str, Any]:
     """Train `tower` in place as a scan classifier for `cfg.steps` steps; the head is thrown away.
 
     Args:
@@ -88,9 +88,12 @@ def pretrain_vision_tower(tower: nn.Module, feature_layer: int, table: pd.DataFr
             warmup_steps, biomarker_weight, log_every).
         image_mean, image_std: the processor's normalisation.
         seed: seeds batch order, augmentation and the head.
+        held_out: scans of another split (centre-cropped) on which the trained head is scored once
+            at the end: what the tower's features give a linear read-out, before any language.
 
     Returns:
-        Summary: steps, wall time, (step, loss, stage accuracy) log over the training batches.
+        Summary: steps, wall time, (step, loss, stage accuracy) log over the training batches,
+        and the head's scores on `held_out` when given.
 
     Raises:
         ValueError: the table is empty or has unknown stages.
@@ -144,11 +147,38 @@ def pretrain_vision_tower(tower: nn.Module, feature_layer: int, table: pd.DataFr
             history.append((step + 1, round(float(mean_loss), 4), round(float(mean_acc), 3)))
             logger.info("vision pretraining step %d: loss %.3f, batch stage accuracy %.2f", *history[-1])
             window.clear()
-    del head, optimizer  # the head is not part of the VLM
+    del optimizer
     recalibrated = recalibrate_batch_norm(tower, scans, rng.permutation(len(scans)), image_mean, image_std,
                                           batch_size, rng)
-    return {"steps": steps, "wall_time_s": round(time.perf_counter() - started, 1), "history": history,
-            "train_images": len(scans), "batch_norm_recalibrated_on": recalibrated}
+    summary = {"steps": steps, "wall_time_s": round(time.perf_counter() - started, 1), "history": history,
+               "train_images": len(scans), "batch_norm_recalibrated_on": recalibrated}
+    if held_out is not None and len(held_out):
+        summary["held_out"] = score_head(tower, feature_layer, head, held_out, image_mean, image_std, batch_size)
+        logger.info("vision pretraining, held-out scans: %s", summary["held_out"])
+    return summary  # the head is not part of the VLM and goes with this frame
+
+
+@torch.no_grad()
+def score_head(tower: nn.Module, feature_layer: int, head: PooledHead, scans: ScanDataset,
+               image_mean: Sequence[float], image_std: Sequence[float], batch_size: int) -> dict[str, Any]:
+    """The pretraining head's stage accuracy and mean biomarker balanced accuracy on `scans`
+    (eval mode, the transform's own view of each scan: a centre crop for an evaluation transform)."""
+    stages, markers = scan_labels(scans.table)
+    param = next(tower.parameters())
+    tower.eval()
+    stage_hits, calls = [], []
+    for start in range(0, len(scans), batch_size):
+        index = range(start, min(start + batch_size, len(scans)))
+        pixels = to_pixels([scans.view(i) for i in index], image_mean, image_std).to(param)
+        stage_logits, marker_logits = head(tower(pixels, output_hidden_states=True).hidden_states[feature_layer])
+        stage_hits.append((stage_logits.argmax(-1).cpu().numpy() == stages[list(index)]))
+        calls.append((marker_logits > 0).cpu().numpy())
+    called, truth = np.concatenate(calls), markers > 0.5
+    balanced = [np.mean([(called[truth[:, b] == value, b] == value).mean()
+                         for value in (True, False) if (truth[:, b] == value).any()])
+                for b in range(truth.shape[1])]
+    return {"images": len(scans), "stage_accuracy": round(float(np.concatenate(stage_hits).mean()), 3),
+            "biomarker_balanced_accuracy": round(float(np.mean(balanced)), 3)}
 
 
 @torch.no_grad()
@@ -210,8 +240,12 @@ def maybe_pretrain_vision(cfg, model, processor, table: pd.DataFrame, resuming: 
     from omegaconf import OmegaConf
 
     train = table[table["split"] == "train"] if "split" in table.columns else table
-    transform = build_scan_transform(int(cfg.dataset.crop_size), OmegaConf.to_container(cfg.dataset.augmentation),
-                                     (int(cfg.dataset.image_height), int(cfg.dataset.image_width)))
+    image_size = (int(cfg.dataset.image_height), int(cfg.dataset.image_width))
+    crop = int(cfg.dataset.crop_size)
+    transform = build_scan_transform(crop, OmegaConf.to_container(cfg.dataset.augmentation), image_size)
+    validation = table[table["split"] == "validation"] if "split" in table.columns else table.iloc[:0]
+    held_out = ScanDataset(validation, build_scan_transform(crop, None, image_size)) if len(validation) else None
     image_processor = processor.image_processor
     return pretrain_vision_tower(model.model.vision_tower, int(model.config.vision_feature_layer), train, transform,
-                                 vp_cfg, image_processor.image_mean, image_processor.image_std, int(cfg.seed))
+                                 vp_cfg, image_processor.image_mean, image_processor.image_std, int(cfg.seed),
+                                 held_out=held_out)
