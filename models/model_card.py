@@ -33,6 +33,10 @@ TAGS = ["vision-language-model", "llava", "medical-imaging", "ophthalmology", "o
 DISCLAIMER = ("**Research use only.** This model is a research prototype trained with the SpecialistVLMs "
               "toolkit. It is not a medical device, has not been clinically validated, and must not be "
               "used to diagnose, stage, triage or treat any patient.")
+# The card of a model converted from someone else's release (`imported` facts, models.retinavlm_card).
+IMPORTED_DISCLAIMER = ("**Research use only.** This model is a research prototype released by its authors "
+                       "and converted with the SpecialistVLMs toolkit. It is not a medical device and must "
+                       "not be used to diagnose, stage, triage or treat any patient.")
 
 
 def _now() -> str:
@@ -132,17 +136,21 @@ def write_training_card(model_dir: str | Path, cfg: Mapping[str, Any], table, su
         "seed": int(cfg["seed"]),
     }
     model_cfg = cfg["model"]
+    imported = parent.get("imported")  # weights converted from a release: their origin stays on the card
+    parts = ("vision_encoder", "adapter", "text_decoder")
+    components = {part: _component_name(model_cfg, part) for part in parts}
+    if imported:  # the model config did not build these weights; the import's names describe them
+        components = {part: (parent.get("architecture") or {}).get(part, "") for part in parts}
     data = {
         "name": model_dir.name,
         # `model_card.license` is optional (no shipped config sets it): `+model_card.license=...` on a run.
         "license": str((cfg.get("model_card") or {}).get("license", DEFAULT_LICENSE)),
-        "architecture": {**{part: _component_name(model_cfg, part) for part in ("vision_encoder", "adapter",
-                                                                                  "text_decoder")},
-                         "total_parameters": summary.get("total_parameters"),
+        "architecture": {**components, "total_parameters": summary.get("total_parameters"),
                          "trainable_parameters": summary.get("trainable_parameters")},
         "data": describe_data(cfg["dataset"]["annotations_file"], table),
         "stages": [*parent.get("stages", []), stage],
         "evaluations": {},
+        **({"imported": imported} if imported else {}),
     }
     return save_card(model_dir, data)
 
@@ -205,11 +213,13 @@ def save_card(model_dir: str | Path, data: Mapping[str, Any]) -> Path:
 
 
 def card_header(data: Mapping[str, Any]) -> str:
-    """The YAML front matter: pipeline tag, library, license and tags."""
+    """The YAML front matter: pipeline tag, library, license, tags and (converted models) base model."""
     phantom = (data.get("data") or {}).get("kind") == "phantom"
+    imported = data.get("imported") or {}
+    tags = TAGS + (["synthetic-data"] if phantom else []) + (["converted"] if imported else [])
     metadata = ModelCardData(license=str(data.get("license", DEFAULT_LICENSE)), library_name="transformers",
-                             pipeline_tag="image-text-to-text",
-                             tags=TAGS + (["synthetic-data"] if phantom else []))
+                             pipeline_tag="image-text-to-text", base_model=imported.get("base_model"),
+                             tags=tags)
     return f"---\n{metadata.to_yaml()}\n---\n"
 
 
@@ -217,4 +227,4 @@ def render_card(data: Mapping[str, Any]) -> str:
     """The whole card (front matter and Markdown body) from the card facts."""
     from models.model_card_text import render_body
 
-    return card_header(data) + render_body(data, DISCLAIMER)
+    return card_header(data) + render_body(data, IMPORTED_DISCLAIMER if data.get("imported") else DISCLAIMER)

@@ -99,6 +99,42 @@ LIMITATIONS = [
 ]
 
 
+IMPORTED_LIMITATIONS = [
+    "## Limitations", "",
+    "- Trained by its authors on their own OCT data; metrics on this toolkit's synthetic phantom say nothing "
+    "about real patients, and on other real data they depend on how close it is to the authors'.",
+    "- It sees one 2-D B-scan, not the OCT volume, the other eye, the history or other imaging a clinician "
+    "uses; read its reports as hypotheses, never as a diagnosis.",
+    "- Grad-CAM maps show where the vision features that raise a phrase's probability lie, not a "
+    "segmentation and not a proof of reasoning.", "",
+]
+
+
+def _imported_section(imported: Mapping[str, Any]) -> list[str]:
+    """Where converted weights came from: the release, its terms, what the conversion did."""
+    lines = ["## Where it came from", "",
+             f"{imported.get('summary', '')} Converted on {imported.get('date')} by "
+             f"`{imported.get('command')}`.", "", str(imported.get("terms", "")), "",
+             "### What the conversion did", ""]
+    lines += [f"- {item}" for item in imported.get("conversion") or []] + [""]
+    if imported.get("differences"):
+        lines += ["### Known differences from the original", ""]
+        lines += [f"- {item}" for item in imported["differences"]] + [""]
+    return lines
+
+
+def _imported_loading_section(name: str) -> list[str]:
+    return ["## How to load it", "",
+            "Its vision tower (`retinavlm_resnet`) is registered with transformers' Auto classes by this "
+            "project's `models` package (no remote code); stock `transformers` alone does not know it:", "",
+            "```python",
+            "import models  # registers the tower",
+            "",
+            f'model, processor = models.load_vlm("path/to/{name}")',
+            "```", "",
+            f"The SpecialistVLMs scripts load it by its registry name (`pretrained_models={name}`).", ""]
+
+
 def _loading_section(name: str) -> list[str]:
     return ["## How to load it", "",
             "With stock `transformers` (no project code, no remote code):", "",
@@ -122,7 +158,8 @@ def render_body(data: Mapping[str, Any], disclaimer: str) -> str:
     """The Markdown body: description, intended use, data, training, evaluation, limitations, loading.
 
     Args:
-        data: the card facts (`name`, `architecture`, `data`, `stages`, `evaluations`).
+        data: the card facts (`name`, `architecture`, `data`, `stages`, `evaluations`, and `imported`
+            for weights converted from someone else's release).
         disclaimer: the research-use disclaimer paragraph.
 
     Returns:
@@ -130,20 +167,31 @@ def render_body(data: Mapping[str, Any], disclaimer: str) -> str:
     """
     name = str(data.get("name", "model"))
     arch = data.get("architecture") or {}
+    imported = data.get("imported") or {}
     params = arch.get("total_parameters")
     size = f", {params / 1e6:.1f}M parameters" if isinstance(params, (int, float)) and params else ""
+    origin = ("trained with curricula in the manner of RetinaVLM "
+              "([Holland et al., 2024](https://arxiv.org/abs/2407.08410))")
+    if imported:
+        origin = (f"converted from the authors' release of {imported.get('model')} "
+                  f"([{imported.get('citation')}]({imported.get('paper')}); see below)")
+        origin += ", then trained further (stages below)" if data.get("stages") else ""
     lines = [f"# {name}", "", f"> {disclaimer}", "",
              "A LLaVA-style vision-language model for age-related macular degeneration (AMD) on retinal OCT "
              f"B-scans: a `{arch.get('vision_encoder', '?')}` vision encoder, a `{arch.get('adapter', '?')}` "
              f"adapter and a Llama-architecture `{arch.get('text_decoder', '?')}` language model{size}, saved "
              "as transformers' `LlavaForConditionalGeneration`. It answers questions about one scan and "
-             "writes reports (findings, AMD stage, referral), trained with curricula in the manner of "
-             "RetinaVLM ([Holland et al., 2024](https://arxiv.org/abs/2407.08410)).", "",
+             f"writes reports (findings, AMD stage, referral), {origin}.", "",
              "## Intended use", "",
              "Research on specialist vision-language models: reproducing and extending curriculum training, "
              "benchmarking against baselines, and showing collaborators what such a model says about a scan "
              "and where it looks. Out of scope: any clinical use, screening, triage or decision support for "
              "real patients.", ""]
-    lines += _data_section(data) + _stages_section(data) + _evaluation_section(data)
-    lines += LIMITATIONS + _loading_section(name)
-    return "\n".join(lines)
+    if imported:
+        lines += _imported_section(imported)
+    if not imported or data.get("stages"):  # an import alone has no training run of its own
+        lines += _data_section(data) + _stages_section(data)
+    lines += _evaluation_section(data)
+    if imported:
+        return "\n".join(lines + IMPORTED_LIMITATIONS + _imported_loading_section(name))
+    return "\n".join(lines + LIMITATIONS + _loading_section(name))

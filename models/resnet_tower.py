@@ -79,8 +79,9 @@ class RetinaResNetVisionModel(ResNetPreTrainedModel):
     """ResNet stem and stages; every hidden state is returned as a token sequence [B, N, C].
 
     `hidden_states` holds the stem output and each stage's output (5 entries for ResNet-50), each
-    viewed as tokens; `last_hidden_state` is the last stage's. For Grad-CAM on a spatial map pick
-    `saliency.gradcam.layer=encoder.stages.3` (the last stage's [B, C, h, w] output).
+    viewed as tokens; `last_hidden_state` is the last stage's. The tokens are not in spatial order,
+    so Grad-CAM attributes to the module whose [B, C, h, w] map they are viewed from
+    (`feature_module_name`, which `saliency.gradcam.layer=auto` asks for: `encoder.stages.3`).
     """
 
     config: RetinaResNetConfig
@@ -110,6 +111,19 @@ class RetinaResNetVisionModel(ResNetPreTrainedModel):
         maps = self.encoder(stem, output_hidden_states=True, return_dict=True).hidden_states
         tokens = tuple(feature_map_to_tokens(m) for m in maps)
         return BaseModelOutputWithPooling(last_hidden_state=tokens[-1], hidden_states=tokens)
+
+
+    def feature_module_name(self, index: int) -> str:
+        """The module whose spatial output `hidden_states[index]` is a token view of.
+
+        Raises:
+            IndexError: no such hidden state.
+        """
+        count = len(self.encoder.stages) + 1  # the stem, then each stage
+        if not -count <= index < count:
+            raise IndexError(f"vision_feature_layer {index}: the ResNet tower has {count} hidden states")
+        position = index % count
+        return "embedder" if position == 0 else f"encoder.stages.{position - 1}"
 
 
 def register_resnet_tower() -> None:

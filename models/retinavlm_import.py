@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import OmegaConf
 from safetensors import safe_open
 from transformers import (
     AutoConfig,
@@ -36,7 +37,7 @@ from transformers import (
 )
 
 from models.model_files import atomic_folder
-from models.registry import REGISTRY_DIR
+from models.registry import REGISTRY_DIR, load_registry_entry
 from models.resnet_tower import RetinaResNetConfig, register_resnet_tower
 from models.retinavlm_checkpoint import (
     CheckpointError,
@@ -69,12 +70,14 @@ def build_llava_config(plan: CheckpointPlan, text_config, image_token_id: int, d
                        vision_feature_select_strategy="full", tie_word_embeddings=False, dtype=dtype)
 
 
-def expected_tensors(config: LlavaConfig) -> dict[str, torch.Size]:
-    """Name -> shape of every tensor the LLaVA model holds, from a meta-device build (no memory)."""
+def expected_tensors(config: LlavaConfig) -> tuple[dict[str, torch.Size], int]:
+    """Name -> shape of every tensor the LLaVA model holds (parameters and buffers), and its
+    parameter count, from a meta-device build (no memory)."""
     register_resnet_tower()
     with torch.device("meta"):
         model = LlavaForConditionalGeneration(config)
-    return {name: tensor.shape for name, tensor in model.state_dict().items()}
+    shapes = {name: tensor.shape for name, tensor in model.state_dict().items()}
+    return shapes, sum(p.numel() for p in model.parameters())
 
 
 def check_plan(plan: CheckpointPlan, expected: dict[str, torch.Size]) -> None:
@@ -186,7 +189,8 @@ def import_retinavlm(source: str | Path, llm: str | Path, output_dir: str | Path
     processor = build_retinavlm_processor(tokenizer, image_token=image_token)
     image_token_id = tokenizer.convert_tokens_to_ids(processor.image_token)
     config = build_llava_config(plan, text_config, image_token_id, dtype)
-    check_plan(plan, expected_tensors(config))
+    expected, parameters = expected_tensors(config)
+    check_plan(plan, expected)
     _log_findings(source, plan)
     _check_disk(output_dir.parent, plan, config, DTYPES[dtype])
 
@@ -198,7 +202,8 @@ def import_retinavlm(source: str | Path, llm: str | Path, output_dir: str | Path
         _generation_config(tokenizer).save_pretrained(staging)
         processor.save_pretrained(staging)
         report = _report(source, llm, output_dir, name, plan, dtype, dequantised, shards, writer.total_bytes)
-        write_model_card(staging / "README.md", report, created_by)
+        report["parameters"] = parameters
+        write_model_card(staging, report, created_by)
     if registry_dir is not None:
         entry = write_registry_entry(Path(registry_dir), name, registry_path or str(output_dir), created_by,
                                      source)
@@ -268,16 +273,24 @@ def run_import(cfg) -> dict[str, Any]:
     Returns:
         The import report.
     """
-    from omegaconf import OmegaConf
-
     raw_output = str(OmegaConf.to_container(cfg, resolve=False)["output_dir"])
     name = str(cfg.name)
     default_output = raw_output == "${paths.model_dir}/${name}"
     registry_path = f"${{paths.model_dir}}/{name}" if default_output else str(cfg.output_dir)
     registry_dir = cfg.get("registry_dir") or REGISTRY_DIR
     created_by = f"python run/import_retinavlm.py source={cfg.source} llm={cfg.llm} name={name}"
-    return import_retinavlm(
+    report = import_retinavlm(
         cfg.source, cfg.llm, cfg.output_dir, name, dtype=str(cfg.dtype), registry_dir=registry_dir,
         registry_path=registry_path, overwrite=bool(cfg.overwrite), ignore_keys=list(cfg.ignore_keys or []),
         max_shard_bytes=int(float(cfg.max_shard_gb) * 1024**3), image_token=cfg.get("image_token"),
         created_by=created_by)
+    entry = load_registry_entry(name, OmegaConf.create({"paths": cfg.paths, "registry_dir": str(registry_dir)}))
+    registered = Path(str(entry.path)).expanduser().resolve()
+    if registered != Path(report["output_dir"]).expanduser().resolve():
+        # An entry that existed before (e.g. the shipped one) is kept: say that it points elsewhere.
+        report["registry_note"] = (
+            f"{report['registry_entry']} points at {registered}, not at this import ({report['output_dir']}); "
+            f"pass pretrained_models={name} pretrained_models.path={report['output_dir']}, edit that entry's "
+            "path, or import under another name=")
+        logger.warning("%s", report["registry_note"])
+    return report

@@ -74,7 +74,8 @@ def resolve_layer(model: nn.Module, layer: str, pixel_values: torch.Tensor) -> t
     Args:
         model: the VLM.
         layer: a module path relative to the vision tower, or `auto` (the module that outputs
-            `hidden_states[config.vision_feature_layer]`, found by one forward pass).
+            `hidden_states[config.vision_feature_layer]`, found by one forward pass, or named by the
+            tower's `feature_module_name(index)` where its hidden states are views of other outputs).
         pixel_values: an input for that pass.
 
     Returns:
@@ -94,6 +95,9 @@ def resolve_layer(model: nn.Module, layer: str, pixel_values: torch.Tensor) -> t
     feature_layer = getattr(model.config, "vision_feature_layer", -1)
     if not isinstance(feature_layer, int):
         raise ValueError(f"vision_feature_layer is {feature_layer!r}; set gradcam.layer to a module path explicitly")
+    if callable(getattr(tower, "feature_module_name", None)):  # a tower that names it (models.resnet_tower)
+        path = tower.feature_module_name(feature_layer)
+        return path, tower.get_submodule(path)
     finished: list[tuple[str, torch.Tensor]] = []
     hooks = [module.register_forward_hook(lambda m, a, out, name=name: finished.append((name, _first_tensor(out))))
              for name, module in tower.named_modules() if name]

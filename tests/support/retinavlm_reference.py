@@ -29,8 +29,9 @@ SYSTEM = "You are a helpful ophthalmological specialist chatbot capable of inter
 # Llama-3-Instruct's published chat template (content trimmed, bos first).
 LLAMA3_TEMPLATE = (
     "{% set loop_messages = messages %}{% for message in loop_messages %}"
-    "{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim"
-    " + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}"
+    "{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'"
+    "+ message['content'] | trim + '<|eot_id|>' %}"
+    "{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}"
     "{{ content }}{% endfor %}{% if add_generation_prompt %}"
     "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}")
 TEXTS = ["What is the AMD stage of this scan?", "Is there any subretinal fluid in this scan?",
@@ -201,7 +202,8 @@ def _write_sharded(state: dict[str, torch.Tensor], source: Path) -> None:
     """Two shards: vision, projector and layer 0 in the first; the rest in the second. One int8
     weight's SCB lands in the other shard, as size-based sharding can do."""
     source.mkdir(parents=True, exist_ok=True)
-    first = {k: v for k, v in state.items() if "visual_encoder" in k or "llama_proj" in k or ".layers.0." in k}
+    first = {k: v for k, v in state.items()
+             if "visual_encoder" in k or "llama_proj" in k or ".layers.0." in k}
     moved = "model.llm.model.model.layers.0.mlp.down_proj.SCB"
     second = {k: v for k, v in state.items() if k not in first or k == moved}
     first.pop(moved, None)
@@ -226,9 +228,11 @@ def reference_logits(release: SyntheticRelease, image: torch.Tensor, question: s
                 {"role": "user", "content": f"Here is an encoding of a retinal OCT image.\n{question}"}]
     prompt = release.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
                                                    chat_template=LLAMA3_TEMPLATE)
-    prompt = prompt.replace("encoding of a retinal OCT image", "encoding of a retinal OCT image <Img><ImageHere></Img>", 1)
+    marker = "encoding of a retinal OCT image"
+    prompt = prompt.replace(marker, f"{marker} <Img><ImageHere></Img>", 1)
     before, after = prompt.split("<ImageHere>")
     embed = release.llama.get_input_embeddings()
-    parts = [embed(torch.tensor(release.tokenizer(p, add_special_tokens=False)["input_ids"])) for p in (before, after)]
+    parts = [embed(torch.tensor(release.tokenizer(p, add_special_tokens=False)["input_ids"]))
+             for p in (before, after)]
     inputs = torch.cat([parts[0], image_embeds, parts[1]])[None]  # [1, T, H]
     return release.llama(inputs_embeds=inputs).logits[0]
