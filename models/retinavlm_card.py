@@ -14,6 +14,10 @@ PAPER = "https://arxiv.org/abs/2407.08410"
 def write_model_card(path: Path, report: dict[str, Any], created_by: str | None) -> Path:
     """Write the README.md model card of an imported RetinaVLM directory.
 
+    The header names no `library_name: transformers`: stock transformers cannot load the converted
+    ResNet tower without this project's `models` package. A closed-ended evaluation later adds its
+    metrics to this card and keeps the rest (`models.model_card.save_card`).
+
     Args:
         path: the README.md to write.
         report: `import_retinavlm`'s report (source, counts, dtype).
@@ -27,7 +31,10 @@ def write_model_card(path: Path, report: dict[str, Any], created_by: str | None)
     text = f"""---
 pipeline_tag: image-text-to-text
 base_model: meta-llama/Meta-Llama-3-8B-Instruct
-tags: [retinal-oct, amd, llava, converted]
+license: other
+license_name: retinavlm-access-terms-and-llama3
+license_link: https://huggingface.co/{HUB_REPO}
+tags: [retinal-oct, amd, llava, converted, research-only]
 ---
 # {report['name']}: RetinaVLM converted for SpecialistVLMs
 
