@@ -23,6 +23,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -60,11 +61,11 @@ def start_app(overrides: list[str], log: Path) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("the demo did not start in 300 s")
 
 
-def one_session(url: str, model: str, compare: str) -> dict[str, float | str]:
-    """Upload SCAN, run, and time the report and the last update."""
+def one_session(url: str, model: str, compare: str, downloads: str) -> dict[str, float | str]:
+    """Upload SCAN, run, and time the report and the last update (files the page sends go to `downloads`)."""
     from gradio_client import Client, handle_file
 
-    client = Client(url, verbose=False)
+    client = Client(url, verbose=False, download_files=downloads)
     start = time.perf_counter()
     job = client.submit([handle_file(str(SCAN_PATH))], [], model, compare, api_name="/analyse")
     report_s = None
@@ -80,7 +81,8 @@ def one_session(url: str, model: str, compare: str) -> dict[str, float | str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="specialist_v5_192px")
     parser.add_argument("--compare", default="", help="a second registry model run side by side")
     parser.add_argument("--repeats", type=int, default=3)
@@ -93,18 +95,23 @@ def main() -> None:
     SCAN_PATH = args.scan.resolve()
 
     process, url = start_app(args.overrides, args.log)
+    # The client's copies of the page's files (crops, overlays, JSON) go to a folder removed at the end.
+    downloads = tempfile.TemporaryDirectory(prefix="web_demo_latency_")
     try:
-        first = one_session(url, args.model, args.compare)
-        warm = [one_session(url, args.model, args.compare) for _ in range(args.repeats)]
+        first = one_session(url, args.model, args.compare, downloads.name)
+        warm = [one_session(url, args.model, args.compare, downloads.name) for _ in range(args.repeats)]
         start = time.perf_counter()
         with ThreadPoolExecutor(args.sessions) as pool:
-            together = list(pool.map(lambda _: one_session(url, args.model, args.compare), range(args.sessions)))
+            together = list(pool.map(lambda _: one_session(url, args.model, args.compare, downloads.name),
+                                     range(args.sessions)))
         together_wall = time.perf_counter() - start
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
+        downloads.cleanup()
     summary = {
-        "model": args.model, "compare": args.compare or None, "torch_threads_env": os.environ.get("OMP_NUM_THREADS"),
+        "model": args.model, "compare": args.compare or None,
+        "torch_threads_env": os.environ.get("OMP_NUM_THREADS"),
         "cpus": os.cpu_count(), "load_average_at_end": os.getloadavg(),
         "first_run": first,
         "warm_median": {k: statistics.median(r[k] for r in warm) for k in ("report_s", "all_s")},

@@ -30,9 +30,12 @@ CARD_DATA_FILE = "model_card.json"
 DEFAULT_LICENSE = "other"
 TAGS = ["vision-language-model", "llava", "medical-imaging", "ophthalmology", "optical-coherence-tomography",
         "age-related-macular-degeneration", "research-only", "specialist-vlms"]
-DISCLAIMER = ("**Research use only.** This model is a research prototype trained with the SpecialistVLMs "
-              "toolkit. It is not a medical device, has not been clinically validated, and must not be "
-              "used to diagnose, stage, triage or treat any patient.")
+# Around the evaluation section written into a card this toolkit did not write.
+EVALUATION_MARKERS = ("<!-- specialist-vlms evaluation: start -->",
+                      "<!-- specialist-vlms evaluation: end -->")
+DISCLAIMER = ("**Research use only.** This model is a research prototype. It is not a medical device, has "
+              "not been clinically validated, and must not be used to diagnose, stage, triage or treat any "
+              "patient.")
 # The card of a model converted from someone else's release (`imported` facts, models.retinavlm_card).
 IMPORTED_DISCLAIMER = ("**Research use only.** This model is a research prototype released by its authors "
                        "and converted with the SpecialistVLMs toolkit. It is not a medical device and must "
@@ -200,6 +203,10 @@ def calibration_biases(model_dir: str | Path, option_score: str | None = None) -
 def save_card(model_dir: str | Path, data: Mapping[str, Any]) -> Path:
     """Write `model_card.json` and the rendered `README.md` into the model folder.
 
+    A folder this toolkit neither trained nor imported (no training stages or `imported` facts: a Hub
+    folder) keeps the card it came with: only the evaluation section between `EVALUATION_MARKERS` is
+    written into it, replacing the previous one.
+
     Returns:
         The card path.
     """
@@ -207,9 +214,24 @@ def save_card(model_dir: str | Path, data: Mapping[str, Any]) -> Path:
     model_dir.mkdir(parents=True, exist_ok=True)
     _atomic_write(model_dir / CARD_DATA_FILE, json.dumps(data, indent=2, sort_keys=True) + "\n")
     card = model_dir / CARD_FILE
-    _atomic_write(card, render_card(data))
+    if not data.get("stages") and not data.get("imported") and card.is_file():
+        text = with_evaluation_section(card.read_text(encoding="utf-8"), data)
+    else:
+        text = render_card(data)
+    _atomic_write(card, text)
     logger.info("model card written to %s", card)
     return card
+
+
+def with_evaluation_section(card: str, data: Mapping[str, Any]) -> str:
+    """`card` with its SpecialistVLMs evaluation section (between `EVALUATION_MARKERS`) replaced, or
+    appended when it has none; the rest of the card is kept as written."""
+    from models.model_card_text import marked_evaluation_section
+
+    before, found, rest = card.partition(EVALUATION_MARKERS[0])
+    after = rest.partition(EVALUATION_MARKERS[1])[2] if found else ""
+    section = marked_evaluation_section(data, DISCLAIMER, EVALUATION_MARKERS)
+    return before.rstrip("\n") + "\n\n" + section + "\n" + after.lstrip("\n")
 
 
 def card_header(data: Mapping[str, Any]) -> str:
@@ -217,8 +239,12 @@ def card_header(data: Mapping[str, Any]) -> str:
     phantom = (data.get("data") or {}).get("kind") == "phantom"
     imported = data.get("imported") or {}
     tags = TAGS + (["synthetic-data"] if phantom else []) + (["converted"] if imported else [])
-    metadata = ModelCardData(license=str(data.get("license", DEFAULT_LICENSE)), library_name="transformers",
+    # A converted model's tower needs this project's `models` package, so stock transformers is not
+    # named as its library; its license points at the release's own terms.
+    metadata = ModelCardData(license=str(data.get("license", DEFAULT_LICENSE)),
+                             library_name=None if imported else "transformers",
                              pipeline_tag="image-text-to-text", base_model=imported.get("base_model"),
+                             license_name=imported.get("license_name"), license_link=imported.get("license_link"),
                              tags=tags)
     return f"---\n{metadata.to_yaml()}\n---\n"
 
@@ -227,4 +253,5 @@ def render_card(data: Mapping[str, Any]) -> str:
     """The whole card (front matter and Markdown body) from the card facts."""
     from models.model_card_text import render_body
 
-    return card_header(data) + render_body(data, IMPORTED_DISCLAIMER if data.get("imported") else DISCLAIMER)
+    disclaimer = IMPORTED_DISCLAIMER if data.get("imported") else DISCLAIMER
+    return card_header(data) + render_body(data, disclaimer, EVALUATION_MARKERS)

@@ -18,7 +18,8 @@ def _data_section(data: Mapping[str, Any]) -> list[str]:
     facts = data.get("data") or {}
     if not facts:
         return ["## Training data", "", "Not recorded (the card was written without a training run).", ""]
-    splits = ", ".join(f"{k} {v}" for k, v in (facts.get("images_per_split") or {}).items()) or "no split column"
+    per_split = (facts.get("images_per_split") or {}).items()
+    splits = ", ".join(f"{k} {v}" for k, v in per_split) or "no split column"
     if facts.get("kind") == "phantom":
         source = (f"the toolkit's **synthetic OCT phantom** (procedurally rendered B-scans with drawn "
                   f"biomarkers, generator seed {facts.get('phantom_seed')}); no patient data")
@@ -45,18 +46,21 @@ def _stages_section(data: Mapping[str, Any]) -> list[str]:
                      f"{stage.get('policy')} |")
     pretraining = [s for s in stages if s.get("vision_pretraining_steps")]
     if pretraining:
-        lines += ["", f"The vision tower was first pretrained for {pretraining[0]['vision_pretraining_steps']} "
-                      "steps on the training images, then frozen."]
+        steps = pretraining[0]["vision_pretraining_steps"]
+        lines += ["", f"The vision tower was first pretrained for {steps} steps on the training images, "
+                      "then frozen."]
     return lines + [""]
 
 
-def _evaluation_section(data: Mapping[str, Any]) -> list[str]:
+def evaluation_lines(data: Mapping[str, Any]) -> list[str]:
+    """The card's evaluation section: the latest closed-ended metrics of each task with their CIs."""
     evaluations = data.get("evaluations") or {}
     lines = ["## Evaluation", ""]
     if not evaluations:
         return lines + ["No closed-ended evaluation of these weights yet. Run "
-                        "`python run/closed_ended_evaluation.py pretrained_models=<this model> dataset=retina "
-                        "dataset/task=closed_ended_specialist_staging` (also `_referral`, `_biomarkers`); "
+                        "`python run/closed_ended_evaluation.py pretrained_models=<this model> "
+                        "dataset=retina dataset/task=closed_ended_specialist_staging` (also `_referral`, "
+                        "`_biomarkers`); "
                         "it refreshes this card.", ""]
     lines += ["Latest closed-ended evaluation of each task, on held-out patients. Intervals are 95% "
               "patient-clustered bootstrap percentile intervals; the majority-class column is the baseline "
@@ -78,8 +82,8 @@ def _evaluation_section(data: Mapping[str, Any]) -> list[str]:
                 base = _number((majority.get(name) or {}).get("value"))
                 lines.append(f"| {task} | {METRIC_LABELS[name]} | {_number(m.get('value'))} | "
                              f"[{_number(m.get('ci_low'))}, {_number(m.get('ci_high'))}] | {base} | "
-                             f"{e.get('n_images')} ({e.get('split')}) | {e.get('answer_mode')} | {calibrated} | "
-                             f"{str(e.get('evaluated', ''))[:10]} |")
+                             f"{e.get('n_images')} ({e.get('split')}) | {e.get('answer_mode')} | "
+                             f"{calibrated} | {str(e.get('evaluated', ''))[:10]} |")
     return lines + [""]
 
 
@@ -96,6 +100,14 @@ LIMITATIONS = [
     "split of the same source.",
     "- Grad-CAM maps show where the vision features that raise a phrase's probability lie, not a "
     "segmentation and not a proof of reasoning.", "",
+]
+
+EVALUATED_ONLY_LIMITATIONS = [
+    "## Limitations", "",
+    "- The metrics come from one held-out split of the evaluation's dataset (the synthetic phantom's say "
+    "nothing about real patients); other scanners, populations and annotation protocols will change them.",
+    "- The evaluation shows it one 2-D B-scan (a centre crop), not the OCT volume, the other eye, the "
+    "history or other imaging a clinician uses.", "",
 ]
 
 
@@ -144,33 +156,51 @@ def _loading_section(name: str) -> list[str]:
             "",
             f'vlm = pipeline("image-text-to-text", model="path/to/{name}")',
             'scan = Image.open("scan.png").convert("RGB")  # one OCT B-scan; the model sees a centre crop',
+            'question = "What is the AMD stage of this scan?"',
             'messages = [{"role": "user", "content": [{"type": "image", "image": scan},',
-            '                                         {"type": "text", "text": "What is the AMD stage of this scan?"}]}]',
+            '                                         {"type": "text", "text": question}]}]',
             'print(vlm(text=messages, max_new_tokens=64)[0]["generated_text"][-1]["content"])',
             "```", "",
             "`AutoModelForImageTextToText.from_pretrained` and `AutoProcessor.from_pretrained` load it too, "
             "and `transformers serve` serves it. The SpecialistVLMs toolkit (`run/demos/web_demo.py`, "
-            "`run/closed_ended_evaluation.py`, `run/visual_language_gradcam.py`) loads it by its registry name.",
+            "`run/closed_ended_evaluation.py`, `run/visual_language_gradcam.py`) loads it by its registry "
+            "name.",
             ""]
 
 
-def render_body(data: Mapping[str, Any], disclaimer: str) -> str:
+def marked_evaluation_section(data: Mapping[str, Any], disclaimer: str, markers: tuple[str, str]) -> str:
+    """The evaluation section written into a card of a model this toolkit did not train, between
+    `markers` so the next evaluation replaces it and leaves the rest of the card alone."""
+    lines = [markers[0], "## Evaluation (SpecialistVLMs)", "", f"> {disclaimer}", "",
+             "Written by SpecialistVLMs' closed-ended evaluation; the rest of this card is not.",
+             *evaluation_lines(data)[1:], markers[1]]
+    return "\n".join(lines)
+
+
+def render_body(data: Mapping[str, Any], disclaimer: str, markers: tuple[str, str]) -> str:
     """The Markdown body: description, intended use, data, training, evaluation, limitations, loading.
 
     Args:
         data: the card facts (`name`, `architecture`, `data`, `stages`, `evaluations`, and `imported`
             for weights converted from someone else's release).
         disclaimer: the research-use disclaimer paragraph.
+        markers: the comments around the evaluation section of a model evaluated, not trained, here.
 
     Returns:
         Markdown text ending in a newline.
     """
     name = str(data.get("name", "model"))
-    arch = data.get("architecture") or {}
     imported = data.get("imported") or {}
+    if not data.get("stages") and not imported:  # evaluated here, not trained here: say only what is known
+        return "\n".join([f"# {name}", "", f"> {disclaimer}", "",
+                          "A vision-language model evaluated, not trained, with the SpecialistVLMs toolkit; "
+                          "its folder came without a model card, so its origin and training are not "
+                          "described here.", "", marked_evaluation_section(data, disclaimer, markers), "",
+                          *EVALUATED_ONLY_LIMITATIONS])
+    arch = data.get("architecture") or {}
     params = arch.get("total_parameters")
     size = f", {params / 1e6:.1f}M parameters" if isinstance(params, (int, float)) and params else ""
-    origin = ("trained with curricula in the manner of RetinaVLM "
+    origin = ("trained with the SpecialistVLMs toolkit's curricula in the manner of RetinaVLM "
               "([Holland et al., 2024](https://arxiv.org/abs/2407.08410))")
     if imported:
         origin = (f"converted from the authors' release of {imported.get('model')} "
@@ -191,7 +221,7 @@ def render_body(data: Mapping[str, Any], disclaimer: str) -> str:
         lines += _imported_section(imported)
     if not imported or data.get("stages"):  # an import alone has no training run of its own
         lines += _data_section(data) + _stages_section(data)
-    lines += _evaluation_section(data)
+    lines += evaluation_lines(data)
     if imported:
         return "\n".join(lines + IMPORTED_LIMITATIONS + _imported_loading_section(name))
     return "\n".join(lines + LIMITATIONS + _loading_section(name))

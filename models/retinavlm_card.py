@@ -32,6 +32,7 @@ def imported_facts(report: dict[str, Any], created_by: str | None) -> dict[str, 
     return {
         "model": release, "citation": "Holland et al., 2024", "paper": PAPER, "hub_repo": HUB_REPO,
         "source": report["source"], "base_model": BASE_MODEL, "date": datetime.date.today().isoformat(),
+        "license_name": "retinavlm-access-terms-and-llama3", "license_link": f"https://huggingface.co/{HUB_REPO}",
         "command": created_by or "models.retinavlm_import.import_retinavlm",
         "summary": (f"RetinaVLM ([Holland et al., 2024]({PAPER})) converted from the release at "
                     f"`{report['source']}` (Hugging Face `{HUB_REPO}`, subfolder `{release}`)."),

@@ -10,8 +10,8 @@ from omegaconf import OmegaConf
 
 from evaluation.model_cards import evaluation_entries
 from evaluation.scoring import MAJORITY
-from models.model_card import (CARD_DATA_FILE, CARD_FILE, calibration_biases, load_card_data, record_evaluation,
-                               write_training_card)
+from models.model_card import (CARD_DATA_FILE, CARD_FILE, calibration_biases, load_card_data,
+                               record_evaluation, write_training_card)
 
 
 def _front_matter(card: str) -> dict:
@@ -21,15 +21,16 @@ def _front_matter(card: str) -> dict:
 
 def _table(n: int = 10) -> pd.DataFrame:
     splits = ["train"] * 6 + ["validation"] * 2 + ["test"] * 2
-    return pd.DataFrame({"image_id": [f"i{k}" for k in range(n)], "patient_id": [f"p{k // 2}" for k in range(n)],
-                         "split": splits[:n]})
+    return pd.DataFrame({"image_id": [f"i{k}" for k in range(n)],
+                         "patient_id": [f"p{k // 2}" for k in range(n)], "split": splits[:n]})
 
 
 def _cfg(tmp_path, start: dict, task_name: str = "curriculum_part_1_introduction_to_retina") -> dict:
     return OmegaConf.create({
         "seed": 3, "pretrained_models": start,
         "dataset": {"annotations_file": str(tmp_path / "data" / "annotations.csv"),
-                    "task": {"name": task_name, "curricula": {"tabular_annotate_rules": 1.0, "2_specific_qa": 0.5}}},
+                    "task": {"name": task_name,
+                             "curricula": {"tabular_annotate_rules": 1.0, "2_specific_qa": 0.5}}},
         "training": {"batch_size": 4, "learning_rate": 1e-3, "policy": {"name": "full"}},
         "model": {"vision_encoder": {"name": "tiny_levit", "kind": "levit"}, "adapter": {"name": "linear"},
                   "text_decoder": {"name": "tiny_llama", "kind": "llama"}},
@@ -86,11 +87,11 @@ def _metrics(value: float) -> dict:
 
 
 def test_evaluation_refreshes_the_card_and_keeps_the_latest_biases(tmp_path):
-    results = [{"model": "specialist", "task": "staging", "n_images": 40, "n_patients": 20, "metrics": _metrics(0.6)},
-               {"model": "other", "task": "staging", "n_images": 40, "n_patients": 20, "metrics": _metrics(0.2)},
-               {"model": MAJORITY, "task": "staging", "n_images": 40, "n_patients": 20, "metrics": _metrics(0.3)},
-               {"model": "specialist+calibrated", "task": "staging", "n_images": 40, "n_patients": 20,
-                "metrics": _metrics(0.65)}]
+    counts = {"task": "staging", "n_images": 40, "n_patients": 20}
+    results = [{"model": "specialist", **counts, "metrics": _metrics(0.6)},
+               {"model": "other", **counts, "metrics": _metrics(0.2)},
+               {"model": MAJORITY, **counts, "metrics": _metrics(0.3)},
+               {"model": "specialist+calibrated", **counts, "metrics": _metrics(0.65)}]
     extra = {"answer_mode": "likelihood", "split": "test",
              "calibration": {"split": "validation", "objective": "macro_f1",
                              "option_biases": {"specialist": {"staging": {"healthy": 0.0, "early": 0.25}}}}}
@@ -101,7 +102,9 @@ def test_evaluation_refreshes_the_card_and_keeps_the_latest_biases(tmp_path):
     record_evaluation(model_dir, "staging", entries["staging"])
     text = (model_dir / CARD_FILE).read_text()
     assert "| staging | accuracy | 0.600 | [0.500, 0.650] | 0.300 | 40 (test) | likelihood | no |" in text
-    assert "| staging | accuracy | 0.650 | [0.550, 0.700] | 0.300 | 40 (test) | likelihood | on validation |" in text
+    calibrated = ("| staging | accuracy | 0.650 | [0.550, 0.700] | 0.300 | 40 (test) | likelihood | "
+                  "on validation |")
+    assert calibrated in text
     assert calibration_biases(model_dir) == {"staging": {"healthy": 0.0, "early": 0.25}}
     assert calibration_biases(model_dir, "sum") == calibration_biases(model_dir)
     assert calibration_biases(model_dir, "mean") == {}  # offsets on another scale do not apply
@@ -121,3 +124,34 @@ def test_a_corrupt_card_file_is_named(tmp_path):
     with pytest.raises(ValueError, match=CARD_DATA_FILE):
         load_card_data(tmp_path)
     assert calibration_biases(tmp_path) == {}
+
+
+def test_evaluation_keeps_a_card_this_toolkit_did_not_write(tmp_path):
+    """A Hub folder (or the RetinaVLM import) keeps its own card; evaluation only writes its section."""
+    entry = {"metrics": _metrics(0.6), "n_images": 40, "split": "test", "answer_mode": "likelihood"}
+    model_dir = tmp_path / "llava-med"
+    model_dir.mkdir()
+    own = "---\nlicense: apache-2.0\nlibrary_name: transformers\n---\n# LLaVA-Med\n\nThe authors' card.\n"
+    (model_dir / CARD_FILE).write_text(own)
+    record_evaluation(model_dir, "staging", entry)
+    record_evaluation(model_dir, "staging", dict(entry, metrics=_metrics(0.7)))
+    record_evaluation(model_dir, "referral", entry)
+    text = (model_dir / CARD_FILE).read_text()
+    assert text.startswith(own) and _front_matter(text)["license"] == "apache-2.0"
+    assert text.count("## Evaluation") == 1 and "Research use only" in text
+    assert "| staging | accuracy | 0.700 |" in text and "| staging | accuracy | 0.600 |" not in text
+    assert "| referral | accuracy | 0.600 |" in text and "trained with" not in text
+
+    # Text the owner adds after our section survives the next refresh.
+    (model_dir / CARD_FILE).write_text(text + "\n## Citation\n\n@article{x}\n")
+    record_evaluation(model_dir, "referral", dict(entry, metrics=_metrics(0.8)))
+    text = (model_dir / CARD_FILE).read_text()
+    assert text.startswith(own) and text.rstrip().endswith("@article{x}")
+    assert "| referral | accuracy | 0.800 |" in text
+
+    # A folder that came without a card gets one that claims no training it did not see.
+    bare = tmp_path / "bare"
+    record_evaluation(bare, "staging", entry)
+    text = (bare / CARD_FILE).read_text()
+    assert _front_matter(text)["pipeline_tag"] == "image-text-to-text" and "evaluated, not trained" in text
+    assert "| staging | accuracy | 0.600 |" in text and "curricula" not in text and "phantom seed" not in text

@@ -108,6 +108,8 @@ def _assert_import_card(model_dir) -> str:
     card = (model_dir / "README.md").read_text()
     header = yaml.safe_load(card.split("---\n")[1])
     assert header["base_model"] == "meta-llama/Meta-Llama-3-8B-Instruct" and "converted" in header["tags"]
+    # Stock transformers cannot load the converted tower alone; the license is the release's own terms.
+    assert "library_name" not in header and header["license_link"].endswith("RobbieHolland/RetinaVLM")
     assert "RobbieHolland/RetinaVLM" in card and "Llama 3 Community License" in card
     assert "int8 * SCB[:, None] / 127" in card and "## Where it came from" in card
     assert "import models" in card and "no project code" not in card

@@ -61,10 +61,12 @@ class App:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log = log
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+               "PYTHONUNBUFFERED": "1"}
         command = [sys.executable, "run/demos/web_demo.py", "paths=template", *web_demo_overrides(root),
                    f"demo.port={self.port}"]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("w"),
+                                        stderr=subprocess.STDOUT)
         deadline = time.time() + 600  # a loaded 2-core machine can take minutes to import gradio and torch
         while time.time() < deadline:
             assert self.process.poll() is None, log.read_text()[-3000:]
@@ -91,7 +93,8 @@ def _expected_report(root: Path, question: str) -> str:
     from evaluation.demo import run_demo_inference
 
     cfg = _compose("inference", [*web_demo_overrides(root), f"run_dir={root / 'inference_run'}",
-                                 f"dataset.task.images={SCAN}", f"dataset.task.questions=[{json.dumps(question)}]"])
+                                 f"dataset.task.images={SCAN}",
+                                 f"dataset.task.questions=[{json.dumps(question)}]"])
     records = run_demo_inference(cfg)
     assert len(records) == 1 and records[0]["model"] == SPECIALIST
     return records[0]["answer"]
@@ -121,7 +124,8 @@ def _expected_stage(root: Path) -> str:
     return next(o.name for o in load_knowledge().stages if o.id == best)
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install -y chromium)")
+@pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                    reason="needs Debian's chromium (apt-get install -y chromium)")
 def test_the_page_in_headless_chromium(trained, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -131,8 +135,8 @@ def test_the_page_in_headless_chromium(trained, tmp_path):
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch_persistent_context(
-                str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True,
-                viewport={"width": 1280, "height": 1000})
+                str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, args=CHROMIUM_FLAGS,
+                headless=True, viewport={"width": 1280, "height": 1000})
             page = browser.new_page()
             elsewhere = []  # the page must work offline: nothing but the app's own origin is fetched
             page.on("request", lambda r: None if r.url.startswith(("data:", "blob:", app.url.rstrip("/")))
@@ -141,8 +145,8 @@ def test_the_page_in_headless_chromium(trained, tmp_path):
             page.wait_for_selector("#run", timeout=60_000)
             assert "Research use only" in page.inner_text("#disclaimer")
             page.set_input_files("#upload input[type=file]", str(SCAN))
-            page.wait_for_function(f"() => document.querySelector('#upload').innerText.includes('{SCAN.name}')",
-                                   timeout=30_000)
+            uploaded = f"() => document.querySelector('#upload').innerText.includes('{SCAN.name}')"
+            page.wait_for_function(uploaded, timeout=30_000)
             page.click("#run")
             page.wait_for_function("() => document.querySelector('#report_a textarea').value.length > 0",
                                    timeout=120_000)
@@ -161,9 +165,14 @@ def test_the_page_in_headless_chromium(trained, tmp_path):
             page.wait_for_selector("#overlay img[src]", timeout=60_000)
             assert page.locator("#overlay img").evaluate("img => img.naturalWidth") > 100
             assert "drusen" in page.input_value("#phrase input")
+            crop_width = page.locator("#crops img").evaluate("img => img.naturalWidth")
+            assert crop_width == 192, "the page shows the 192x192 crop the model sees"
+            # The upload went into the app's temporary folder (removed below when the server stops).
+            assert any(app.temp_dir().rglob(SCAN.name)), "the upload is not in the app's temporary folder"
             page.screenshot(path=str(tmp_path / "web_demo.png"), full_page=True)
             assert not elsewhere, f"the page fetched from other hosts: {elsewhere[:5]}"
-            if os.environ.get("WEB_DEMO_SCREENSHOT"):  # README figure: WEB_DEMO_SCREENSHOT=docs/figures/web_demo.png
+            # README figure: WEB_DEMO_SCREENSHOT=docs/figures/web_demo.png
+            if os.environ.get("WEB_DEMO_SCREENSHOT"):
                 shutil.copy(tmp_path / "web_demo.png", os.environ["WEB_DEMO_SCREENSHOT"])
             browser.close()
         assert (tmp_path / "web_demo.png").stat().st_size > 20_000
@@ -188,12 +197,18 @@ def _write_bad_inputs(folder: Path) -> dict[str, Path]:
 def test_the_app_through_gradio_client(trained, tmp_path):
     from gradio_client import Client, handle_file
 
-    expected_report = _expected_report(trained, _compose("web_demo", web_demo_overrides(trained)).demo.report_question)
+    question = _compose("web_demo", web_demo_overrides(trained)).demo.report_question
+    expected_report = _expected_report(trained, question)
+    # The fixture's closed-ended evaluation refreshed the trained specialist's card: metrics with CIs.
+    card = (trained / "outputs" / "models" / SPECIALIST / "README.md").read_text()
+    assert "pipeline_tag: image-text-to-text" in card and "| staging | accuracy |" in card
+    assert "| staging | accuracy | 0." in card and "on validation" in card
     bad = _write_bad_inputs(tmp_path / "bad")
     app = App(trained, tmp_path / "app.log")
     try:
         client = Client(app.url, verbose=False, download_files=str(tmp_path / "downloads"))
-        out = client.predict([handle_file(str(SCAN))], [], SPECIALIST, "retinavlm_base_192px", api_name="/analyse")
+        upload = [handle_file(str(SCAN))]
+        out = client.predict(upload, [], SPECIALIST, "retinavlm_base_192px", api_name="/analyse")
         status, report, summary, report_b, download = out[0], out[2], out[3], out[8], out[10]
         assert status.startswith("Done"), status
         assert report == f"[{SCAN.name}]\n{expected_report}" and "staging: " in summary
@@ -223,18 +238,27 @@ def test_the_app_through_gradio_client(trained, tmp_path):
         for files, model, message in cases:
             status = client.predict(files, [], model, "", api_name="/analyse")[0]
             assert status.startswith("**Cannot run:**") and message in status, status
+        # A mistyped comparison model is refused before the first model runs; one whose folder is
+        # missing leaves the first model's results on the page and says why it did not run.
+        status = client.predict(upload, [], SPECIALIST, "no_such_model", api_name="/analyse")[0]
+        assert status.startswith("**Cannot run:**") and "unknown model 'no_such_model'" in status, status
+        out = client.predict(upload, [], SPECIALIST, "llava_med_local", api_name="/analyse")
+        assert out[0].startswith("Done") and "comparison did not run: llava_med_local" in out[0], out[0]
+        assert out[2] == f"[{SCAN.name}]\n{expected_report}" and not out[8]
+        # A free question needs a question.
+        assert client.predict("   ", api_name="/ask")[0] == "Type a question about the scan first."
 
         # Four sessions at once are queued and all answered; samples work as input too.
         def session(_):
             start = time.perf_counter()
-            result = Client(app.url, verbose=False).predict([], ["phantom_00000_healthy.png"], SPECIALIST, "",
-                                                            api_name="/analyse")
+            result = Client(app.url, verbose=False, download_files=False).predict(
+                [], ["phantom_00000_healthy.png"], SPECIALIST, "", api_name="/analyse")
             return result[0], time.perf_counter() - start
 
         with ThreadPoolExecutor(4) as pool:
             answers = list(pool.map(session, range(4)))
         assert all(status.startswith("Done") for status, _ in answers), answers
-        assert client.predict([handle_file(str(SCAN))], [], SPECIALIST, "", api_name="/analyse")[0].startswith("Done")
+        assert client.predict(upload, [], SPECIALIST, "", api_name="/analyse")[0].startswith("Done")
     finally:
         assert app.stop() == 0
     assert "web demo run failed" not in (tmp_path / "app.log").read_text()  # no handler crashed

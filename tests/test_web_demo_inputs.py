@@ -20,6 +20,12 @@ def _scan(shape=(208, 256), dtype=np.uint8, high=255) -> np.ndarray:
     ("gray16.png", lambda p: Image.fromarray(_scan(dtype=np.uint16, high=65535)).save(p)),
     ("rgb.jpg", lambda p: Image.fromarray(np.stack([_scan()] * 3, axis=-1)).save(p, quality=95)),
     ("rgb.tiff", lambda p: Image.fromarray(np.stack([_scan()] * 3, axis=-1)).save(p)),
+    ("gray.jpg", lambda p: Image.fromarray(_scan()).save(p, quality=95)),
+    ("gray8.tif", lambda p: Image.fromarray(_scan()).save(p)),
+    ("rgba.png", lambda p: Image.fromarray(np.stack([_scan()] * 3 + [np.full((208, 256), 255, np.uint8)],
+                                                    axis=-1)).save(p)),
+    ("float.tif", lambda p: Image.fromarray(_scan().astype(np.float32) / 255).save(p)),
+    ("jpeg_named.png", lambda p: Image.fromarray(_scan()).save(p, format="JPEG")),
 ])
 def test_accepted_formats_become_8_bit_grayscale(tmp_path, name, save):
     path = tmp_path / name
@@ -33,9 +39,15 @@ def test_accepted_formats_become_8_bit_grayscale(tmp_path, name, save):
     ("notes.txt", lambda p: p.write_text("not a scan"), "notes.txt: not an image"),
     ("empty.png", lambda p: p.write_bytes(b""), "empty.png: the file is empty"),
     ("truncated.png", lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40), "truncated.png: "),
-    ("tiny.png", lambda p: Image.fromarray(_scan((100, 300))).save(p), "100 pixels is smaller than the 192x192 crop"),
+    ("tiny.png", lambda p: Image.fromarray(_scan((100, 300))).save(p),
+     "100 pixels is smaller than the 192x192 crop"),
     ("huge.png", lambda p: Image.fromarray(np.zeros((2100, 2100), np.uint8)).save(p), "megapixels"),
     ("heavy.png", lambda p: p.write_bytes(b"\x89PNG" + b"\x01" * 5_000_001), "MB is larger than"),
+    ("bomb.png", lambda p: Image.new("L", (15_000, 15_000)).save(p), "too large to decode safely"),
+    ("volume.tif", lambda p: Image.fromarray(_scan()).save(p, save_all=True,
+                                                           append_images=[Image.fromarray(_scan())]),
+     "volume.tif: holds 2 images"),
+    ("scan.pdf", lambda p: p.write_bytes(b"%PDF-1.4\n%\xe2\xe3\n1 0 obj\n"), "scan.pdf: not an image"),
 ])
 def test_unusable_files_get_a_message_naming_the_file(tmp_path, name, write, message):
     path = tmp_path / name
@@ -56,3 +68,19 @@ def test_auth_needs_both_user_and_password():
     assert auth_pair({"user": "ana", "password": "pw"}) == ("ana", "pw")
     with pytest.raises(ValueError, match="both user and password"):
         auth_pair({"user": "ana", "password": None})
+
+
+def test_scans_with_the_same_file_name_keep_apart():
+    from evaluation.web_demo.app import unique_names
+
+    assert unique_names(["a.png", "b.png", "a.png", "a.png"]) == ["a.png", "b.png", "a.png (2)", "a.png (3)"]
+
+
+def test_the_page_is_private_unless_asked():
+    """Loopback only, no public share link, no login unless both user and password are given."""
+    from support.configs import compose_overrides
+
+    demo = compose_overrides("web_demo", ["paths=template"]).demo
+    assert demo.host == "127.0.0.1" and demo.share is False and auth_pair(demo.auth) is None
+    assert compose_overrides("web_demo", ["paths=template", "pretrained_models=retinavlm_base_192px"]) \
+        .pretrained_models.name == "retinavlm_base_192px"

@@ -65,8 +65,9 @@ class WebDemo:
             raise DemoInputError(f"{len(paths)} scans given; this demo takes at most {limit} at once")
         max_bytes = int(float(self.cfg.max_upload_mb) * 1e6)
         max_pixels = int(float(self.cfg.max_megapixels) * 1e6)
-        scans = [read_upload(path, self.engine.crop_size, max_bytes, max_pixels, name) for path, name in paths]
-        return [name for _, name in paths], [self.engine.view(s) for s in scans]
+        scans = [read_upload(path, self.engine.crop_size, max_bytes, max_pixels, name)
+                 for path, name in paths]
+        return unique_names([name for _, name in paths]), [self.engine.view(s) for s in scans]
 
     # -- handlers -------------------------------------------------------------------------------
     def analyse(self, files, samples, model_a, model_b, state):
@@ -74,6 +75,9 @@ class WebDemo:
         out = self.outputs
         start = time.perf_counter()
         try:
+            # Both names first: a typo in the second must not cost a whole run of the first.
+            for name in dict.fromkeys(n for n in (model_a, model_b) if n):
+                self.engine.check_name(name)
             names, views = self.read_inputs(files, samples)
             shown = {**self._cleared(), out["crops"]: crops_strip(views, names)}
             yield {**shown, out["status"]: f"Running {model_a} on {len(views)} scan(s)..."}
@@ -92,17 +96,19 @@ class WebDemo:
             new_state = {"model_a": model_a, "names": names, "views": views, "payload": payload,
                          "overlays": overlays}
             timing = payload["timings"]
+            skipped = f" The comparison did not run: {payload['comparison_error']}" \
+                if payload.get("comparison_error") else ""
             # Everything once more: API clients (gradio_client) see only the last update.
-            yield {**shown, out["status"]: f"Done: report after {timing['report_s']:.1f} s, all outputs after "
-                                           f"{timing['all_s']:.1f} s.", out["download"]: str(path),
-                   out["state"]: new_state}
+            done = (f"Done: report after {timing['report_s']:.1f} s, all outputs after "
+                    f"{timing['all_s']:.1f} s.{skipped}")
+            yield {**shown, out["status"]: done, out["download"]: str(path), out["state"]: new_state}
         except DemoInputError as err:
             yield {out["status"]: f"**Cannot run:** {err}", **self._cleared(), out["state"]: None}
         except Exception as err:  # noqa: BLE001 - the page must stay alive; the log keeps the traceback
             logger.exception("web demo run failed")
             first_line = str(err).splitlines()[0] if str(err) else ""
-            yield {out["status"]: f"**Something went wrong:** {type(err).__name__}: {first_line} (the server log "
-                                  "has the details)", **self._cleared(), out["state"]: None}
+            yield {out["status"]: f"**Something went wrong:** {type(err).__name__}: {first_line} (the server "
+                                  "log has the details)", **self._cleared(), out["state"]: None}
 
     def _run_models(self, names, views, model_a, model_b, start):
         out, engine = self.outputs, self.engine
@@ -112,7 +118,8 @@ class WebDemo:
         yield {out["report_a"]: reports_text(names, reports)}
         stage = engine.options(first, views, engine.stage_tasks())
         yield {out["summary_a"]: summary_text(engine, names, stage),
-               out["options"]: pd.DataFrame(option_rows(engine, model_a, names, stage), columns=OPTION_COLUMNS)}
+               out["options"]: pd.DataFrame(option_rows(engine, model_a, names, stage),
+                                            columns=OPTION_COLUMNS)}
         markers = engine.options(first, views, engine.biomarker_tasks())
         marker_rows = [(model_a, n, m) for n, m in zip(names, markers)]
         yield {out["biomarkers"]: biomarker_frame(engine, marker_rows)}
@@ -135,8 +142,13 @@ class WebDemo:
                    "phrases": phrases, "comparison": None, "questions": []}
         if not labels:
             yield {out["status"]: "No finding phrase in the report to explain; running the comparison..."}
+        second = None
         if model_b and model_b != model_a:
-            second = engine.open(model_b)
+            try:
+                second = engine.open(model_b)
+            except DemoInputError as err:  # e.g. its folder is missing: keep the first model's results
+                payload["comparison_error"] = str(err)
+        if second is not None:
             reports_b = engine.reports(second, views)
             stage_b = engine.options(second, views, engine.stage_tasks())
             markers_b = engine.options(second, views, engine.biomarker_tasks())
@@ -146,9 +158,9 @@ class WebDemo:
                    out["summary_b"]: summary_text(engine, names, stage_b),
                    out["options"]: pd.DataFrame(rows, columns=OPTION_COLUMNS),
                    out["biomarkers"]: biomarker_frame(engine, marker_rows)}
-            payload["comparison"] = {"model": model_b, "calibration_biases": second.biases,
-                                     "scans": [{"name": n, "report": r, "options": [o.to_dict() for o in s + m]}
-                                               for n, r, s, m in zip(names, reports_b, stage_b, markers_b)]}
+            scans_b = [{"name": n, "report": r, "options": [o.to_dict() for o in s + m]}
+                       for n, r, s, m in zip(names, reports_b, stage_b, markers_b)]
+            payload["comparison"] = {"model": model_b, "calibration_biases": second.biases, "scans": scans_b}
         payload["timings"] = {"report_s": round(report_s, 2), "all_s": round(time.perf_counter() - start, 2)}
         return payload, overlays
 
@@ -175,7 +187,8 @@ class WebDemo:
             return {out["answer"]: f"Cannot answer: {err}"}
         except Exception as err:  # noqa: BLE001 - keep the page alive
             logger.exception("web demo question failed")
-            return {out["answer"]: f"Something went wrong: {type(err).__name__} (the server log has the details)"}
+            return {out["answer"]: f"Something went wrong: {type(err).__name__} (the server log has the "
+                                   "details)"}
         names = state["names"]
         state["payload"]["questions"].append({"question": question, "answers": dict(zip(names, answers))})
         path = write_results(self.downloads_dir, state["payload"])
@@ -183,8 +196,8 @@ class WebDemo:
 
     def _cleared(self) -> dict:
         out = self.outputs
-        cleared = {out[k]: None for k in ("report_a", "summary_a", "options", "biomarkers", "overlay", "report_b",
-                                          "summary_b", "download", "answer")}
+        cleared = {out[k]: None for k in ("report_a", "summary_a", "options", "biomarkers", "overlay",
+                                          "report_b", "summary_b", "download", "answer")}
         return cleared | {out["phrase"]: gr.update(choices=[], value=None)}
 
     # -- layout ---------------------------------------------------------------------------------
@@ -203,8 +216,9 @@ class WebDemo:
                     # Custom values pass to the engine, which answers an unknown name with a message.
                     model_a = gr.Dropdown(names, value=default_a, label="Model", allow_custom_value=True,
                                           elem_id="model_a")
-                    model_b = gr.Dropdown([""] + names, value=default_b or "", label="Compare with (optional)",
-                                          allow_custom_value=True, elem_id="model_b")
+                    model_b = gr.Dropdown([""] + names, value=default_b or "",
+                                          label="Compare with (optional)", allow_custom_value=True,
+                                          elem_id="model_b")
                     run = gr.Button("Run the model", variant="primary", elem_id="run")
             status = gr.Markdown("Upload a scan or pick a sample, then press Run.", elem_id="status")
             side = self.engine.crop_size
@@ -225,8 +239,8 @@ class WebDemo:
             biomarkers = gr.Dataframe(label="Biomarkers: probability present", interactive=False,
                                       elem_id="biomarkers")
             with gr.Row():
-                phrase = gr.Dropdown([], label="Finding phrase of the report: pick one to see its Grad-CAM map",
-                                     elem_id="phrase")
+                phrase = gr.Dropdown([], elem_id="phrase",
+                                     label="Finding phrase of the report: pick one to see its Grad-CAM map")
                 overlay = gr.Image(label="Grad-CAM overlay", interactive=False, height=320, elem_id="overlay")
             with gr.Row():
                 question = gr.Textbox(label="Ask the model about the scan", elem_id="question")
@@ -234,13 +248,14 @@ class WebDemo:
             ask = gr.Button("Ask", elem_id="ask")
             download = gr.File(label="Everything above as JSON", interactive=False, elem_id="download")
             gr.Markdown("Probabilities are a softmax over each option's log-likelihood (scored as the "
-                        "closed-ended evaluation scores it), plus the option biases of the model's latest closed-ended evaluation when its model card "
-                        "records one ([calibrated]). They rank options; they are not clinical risks.")
+                        "closed-ended evaluation scores it), plus the option biases of the model's latest "
+                        "closed-ended evaluation when its model card records one ([calibrated]). They rank "
+                        "options; they are not clinical risks.")
             state = gr.State(None)
             self.outputs = {"status": status, "crops": crops, "report_a": report_a, "summary_a": summary_a,
-                            "options": options, "biomarkers": biomarkers, "phrase": phrase, "overlay": overlay,
-                            "report_b": report_b, "summary_b": summary_b, "download": download, "answer": answer,
-                            "state": state}
+                            "options": options, "biomarkers": biomarkers, "phrase": phrase,
+                            "overlay": overlay, "report_b": report_b, "summary_b": summary_b,
+                            "download": download, "answer": answer, "state": state}
             outputs = list(self.outputs.values())
             run.click(self.analyse, [files, samples, model_a, model_b, state], outputs, api_name="analyse",
                       concurrency_id=MODEL_GROUP, concurrency_limit=1)
@@ -249,6 +264,16 @@ class WebDemo:
             phrase.change(self.show_overlay, [phrase, state], overlay, api_name="show_overlay",
                           concurrency_limit=None)
         return page
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """File names made unique (`scan.png`, `scan.png (2)`): phrases and rows are labelled by them."""
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    return unique
 
 
 def build_page(engine: DemoEngine, demo_cfg, samples_dir: str | Path, downloads_dir: Path,

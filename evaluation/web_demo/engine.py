@@ -122,13 +122,12 @@ class DemoEngine:
         """
         if name in self._models:
             return self._models[name]
-        if name not in self.model_names:
-            known = ", ".join(self.model_names) or "none"
-            raise DemoInputError(f"unknown model {name!r}; choose one of: {known}")
+        self.check_name(name)
         try:
             entry = load_registry_entry(name, self.cfg)
             if resolve_model(entry).kind != "local":
-                raise DemoInputError(f"{name} is not a local model; the demo needs weights to score and explain")
+                raise DemoInputError(f"{name} is not a local model; the demo needs weights to score and "
+                                     "explain")
             answerer = build_answerer(entry, self.cfg.paths, self.cfg.demo)
         except DemoInputError:
             raise
@@ -144,6 +143,16 @@ class DemoEngine:
             self._models.pop(next(iter(self._models))).answerer.close()
         self._models[name] = OpenModel(name, answerer, biases)
         return self._models[name]
+
+    def check_name(self, name: str) -> None:
+        """Refuse a name that is not a local registry model, before anything runs.
+
+        Raises:
+            DemoInputError: the message lists the names the demo knows.
+        """
+        if name not in self.model_names:
+            known = ", ".join(self.model_names) or "none"
+            raise DemoInputError(f"unknown model {name!r}; choose one of: {known}")
 
     def reports(self, model: OpenModel, views: Sequence[Image.Image]) -> list[str]:
         """The report for each view (the same call `run/demos/inference.py` makes)."""

@@ -38,7 +38,7 @@ def read_upload(path: str | Path, crop_size: int, max_bytes: int, max_pixels: in
         The scan in mode `L`.
 
     Raises:
-        DemoInputError: not an image, empty, too large, too small, or unreadable.
+        DemoInputError: not an image, empty, too large, too small, several frames, or unreadable.
     """
     path = Path(path)
     name = display_name or path.name
@@ -48,14 +48,19 @@ def read_upload(path: str | Path, crop_size: int, max_bytes: int, max_pixels: in
     if size == 0:
         raise DemoInputError(f"{name}: the file is empty; upload an OCT B-scan as {ACCEPTED}")
     if size > max_bytes:
-        raise DemoInputError(f"{name}: {size / 1e6:.1f} MB is larger than the {max_bytes / 1e6:.0f} MB this demo "
-                             "accepts; export a single B-scan")
+        raise DemoInputError(f"{name}: {size / 1e6:.1f} MB is larger than the {max_bytes / 1e6:.0f} MB this "
+                             "demo accepts; export a single B-scan")
     try:
         with Image.open(path) as image:
             width, height = image.size
             if width * height > max_pixels:
-                raise DemoInputError(f"{name}: {width}x{height} pixels is larger than the {max_pixels / 1e6:.0f} "
-                                     "megapixels this demo accepts; export a single B-scan at its native size")
+                raise DemoInputError(f"{name}: {width}x{height} pixels is larger than the "
+                                     f"{max_pixels / 1e6:.0f} megapixels this demo accepts; export a single "
+                                     "B-scan at its native size")
+            frames = int(getattr(image, "n_frames", 1) or 1)
+            if frames > 1:  # a volume (multi-page TIFF) or an animation: which frame is meant is a guess
+                raise DemoInputError(f"{name}: holds {frames} images (an OCT volume?); the model reads one "
+                                     "B-scan at a time, so export the B-scan you want as its own file")
             if width < crop_size or height < crop_size:
                 raise DemoInputError(f"{name}: {width}x{height} pixels is smaller than the {crop_size}x"
                                      f"{crop_size} crop the model sees; upload a B-scan at least {crop_size} "
@@ -65,7 +70,8 @@ def read_upload(path: str | Path, crop_size: int, max_bytes: int, max_pixels: in
     except DemoInputError:
         raise
     except Image.DecompressionBombError:
-        raise DemoInputError(f"{name}: the image is too large to decode safely; export a single B-scan") from None
+        raise DemoInputError(f"{name}: the image is too large to decode safely; export a single "
+                             "B-scan") from None
     except (UnidentifiedImageError, ImageReadError, OSError, SyntaxError, ValueError) as err:
         kind = "not an image" if isinstance(err, UnidentifiedImageError) else f"unreadable ({err})"
         raise DemoInputError(f"{name}: {kind}; upload an OCT B-scan as {ACCEPTED}") from None

@@ -89,8 +89,8 @@ def run_web_demo(cfg: DictConfig, block: bool = True) -> dict[str, Any]:
         engine = DemoEngine(cfg)
         default_a = str(cfg.pretrained_models.name)
         if default_a not in engine.model_names:
-            raise ValueError(f"pretrained_models={default_a} is not a local registry model; the demo needs one "
-                             f"of: {', '.join(engine.model_names)}")
+            raise ValueError(f"pretrained_models={default_a} is not a local registry model; the demo needs "
+                             f"one of: {', '.join(engine.model_names)}")
         default_b = demo.compare_with
         page = build_page(engine, demo, cfg.paths.processed_images_dir, temp_dir / "downloads", default_a,
                           default_b if default_b in engine.model_names else None)
@@ -106,7 +106,8 @@ def run_web_demo(cfg: DictConfig, block: bool = True) -> dict[str, Any]:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         raise
-    logger.info("web demo at %s (temporary files in %s, run folder %s); Ctrl-C stops it", url, temp_dir, run_dir)
+    logger.info("web demo at %s (temporary files in %s, run folder %s); Ctrl-C stops it",
+                url, temp_dir, run_dir)
     result = {"url": url, "temp_dir": temp_dir, "page": page, "close": close}
     if not block:
         return result

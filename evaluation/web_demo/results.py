@@ -46,11 +46,13 @@ def summary_text(engine: DemoEngine, names: Sequence[str], options: Sequence[Seq
 def option_rows(engine: DemoEngine, model: str, names: Sequence[str],
                 options: Sequence[Sequence[OptionResult]]) -> list[list[Any]]:
     """Long table rows: one per model, scan, task and option."""
-    return [[model, name, r.task, engine.class_name(r.task, c), round(p, 4), "<-" if c == r.prediction else ""]
+    return [[model, name, r.task, engine.class_name(r.task, c), round(p, 4),
+             "<-" if c == r.prediction else ""]
             for name, results in zip(names, options) for r in results for c, p in r.probabilities.items()]
 
 
-def biomarker_frame(engine: DemoEngine, rows: Sequence[tuple[str, str, Sequence[OptionResult]]]) -> pd.DataFrame:
+def biomarker_frame(engine: DemoEngine,
+                    rows: Sequence[tuple[str, str, Sequence[OptionResult]]]) -> pd.DataFrame:
     """Probability that each biomarker is present: one row per (model, scan), one column per biomarker."""
     tasks = engine.biomarker_tasks()
     columns = ["model", "scan"] + [engine.biomarker_name(t) for t in tasks]
