@@ -18,8 +18,8 @@ LEXICON_FILE = Path(__file__).with_name("answer_lexicon.yaml")
 FLAGS = re.IGNORECASE
 SINGLE_KEYS = ("negation_before", "list_negation", "negation_after", "affirmation_after", "scope_break",
                "answer_cue", "contrast_cue", "hedge", "yes_answer", "no_answer", "healthy_absent",
-               "attribute_separator", "negative_value", "negative_label", "any_label", "fluid_absent",
-               "activity_inactive", "activity_active", "stated_after", "concession")
+               "attribute_separator", "negative_value", "value_denies_finding", "negative_label", "any_label", "fluid_absent",
+               "activity_inactive", "activity_active", "stated_after", "concession", "shared_head")
 
 
 def _compile(patterns: list[str]) -> list[re.Pattern]:
@@ -52,6 +52,7 @@ class Lexicon:
     healthy_absent: re.Pattern
     attribute_separator: re.Pattern
     negative_value: re.Pattern
+    value_denies_finding: re.Pattern
     negative_label: re.Pattern
     any_label: re.Pattern
     fluid_absent: re.Pattern
@@ -59,6 +60,7 @@ class Lexicon:
     activity_active: re.Pattern
     stated_after: re.Pattern
     concession: re.Pattern
+    shared_head: re.Pattern
     stated_cues: dict[str, re.Pattern]  # task kind -> cue that states the answer
 
 

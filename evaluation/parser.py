@@ -27,6 +27,7 @@ from evaluation.tasks import ABSENT, PRESENT, Task
 TIER_PLAIN, TIER_CONTRAST, TIER_ANSWER, TIER_STATED = 1, 2, 3, 4
 SENTENCE_END = re.compile(r"[.!?\n]")
 LABEL_SCOPE_END = re.compile(r"[.!?]|\n\s*\n")  # a labelled list runs over line breaks, not sentences
+ALIAS_JOIN = re.compile(r"\s*(?:[(\[]|/)\s*")  # "Intraretinal fluid (IRF", "fluid/cysts"
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,18 @@ def _find_spans(text: str,
     return sorted(kept)
 
 
+def _merge_aliases(text: str, spans: list[tuple[int, int, str | None]]) -> list[tuple[int, int, str | None]]:
+    """One finding named twice in a row is one mention: "Intraretinal fluid (IRF)", "fluid/cysts"; a
+    denial before the first name or a value after the second reads for both."""
+    merged: list[tuple[int, int, str | None]] = []
+    for span in spans:
+        if merged and merged[-1][2] == span[2] and ALIAS_JOIN.fullmatch(text[merged[-1][1]:span[0]]):
+            merged[-1] = (merged[-1][0], span[1], span[2])
+        else:
+            merged.append(span)
+    return merged
+
+
 def _last_end(pattern: re.Pattern, text: str) -> int:
     ends = [m.end() for m in pattern.finditer(text)]
     return ends[-1] if ends else 0
@@ -65,10 +78,16 @@ def _under_negative_label(text: str, start: int, lex: Lexicon) -> bool:
     return bool(labels) and bool(lex.negative_label.search(before[labels[-1].start():labels[-1].end()]))
 
 
-def _is_negated(text: str, start: int, end: int, lex: Lexicon, kind: str) -> bool:
+def _is_negated(text: str, start: int, end: int, lex: Lexicon, key: str) -> bool:
+    kind = _kind(key)
     separator = lex.attribute_separator.match(text[end:])
-    if separator and lex.negative_value.match(text[end + separator.end():]):
-        return True  # "SHRM: absent", "Drusen - none", "SRF = 0"
+    if separator:
+        value = text[end + separator.end():]
+        if lex.negative_value.match(value):
+            return True  # "SHRM: absent", "Drusen - none", "SRF = 0"
+        denial = lex.value_denies_finding.match(value)
+        if denial and kind == "biomarker" and any(p.match(value, denial.end()) for _, p in lex.classes[key]):
+            return True  # "SRF: no SRF", "IRF: there are no cysts"
     if _under_negative_label(text, start, lex):
         return True
     scope = text[_last_end(lex.scope_break, text[:start]):start]
@@ -115,9 +134,16 @@ def find_mentions(text: str, key: str, lexicon: Lexicon | None = None) -> list[M
         Mentions with their class (`present` for a biomarker), denial and rank.
     """
     lex = lexicon or load_lexicon()
-    kind = key if key in ("staging", "referral") else "biomarker"
-    return [Mention(s, e, value, _is_negated(text, s, e, lex, kind), _tier(text, s, e, lex, kind))
-            for s, e, value in _find_spans(text, lex.classes[key])]
+    spans = _find_spans(text, lex.classes[key])
+    if _kind(key) == "biomarker":
+        spans = _merge_aliases(text, spans)
+    return [Mention(s, e, value, _is_negated(text, s, e, lex, key), _tier(text, s, e, lex, _kind(key)))
+            for s, e, value in spans]
+
+
+def _kind(key: str) -> str:
+    """`staging`, `referral` or `biomarker` for a lexicon class key."""
+    return key if key in ("staging", "referral") else "biomarker"
 
 
 def _exact(text: str, task: Task) -> str | None:
@@ -168,6 +194,7 @@ def parse_answer(text: str | None, task: Task, lexicon: Lexicon | None = None) -
     if not text or not text.strip():
         return None
     lex = lexicon or load_lexicon()
+    text = lex.shared_head.sub(_name_both, text)
     if task.kind == "biomarker":
         return _parse_biomarker(text, task, lex)
     exact = _exact(text, task)
@@ -180,6 +207,12 @@ def parse_answer(text: str | None, task: Task, lexicon: Lexicon | None = None) -
     if chosen is None and task.kind == "staging" and _only_unspecific_wet(text, asserted, lex):
         return _wet_activity(text, lex)
     return chosen
+
+
+def _name_both(match: re.Match) -> str:
+    """"sub- or intraretinal fluid" -> "subretinal fluid or intraretinal fluid"."""
+    head = match["head"]
+    return f"{match['first']}retinal {head} {match['join'].strip()} {match['second']}retinal {head}"
 
 
 def _only_unspecific_wet(text: str, asserted: list[Mention], lex: Lexicon) -> bool:
