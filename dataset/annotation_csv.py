@@ -5,12 +5,13 @@ an `AnnotationError` naming the file and line: an empty file, a header with no r
 or binary file saved as `.csv`, text that is not UTF-8, a table separated by `;` or tabs, an
 unbalanced quote, duplicate or nameless columns, and rows with fewer fields than the header (a
 truncated row, whose missing cells would otherwise read as empty, i.e. "absent") or more (an
-unquoted comma). Rows whose cells are all empty (spreadsheet exports often end with some) are
+unquoted comma), and a last row cut off right after a comma (an empty last cell with no line break
+after it). Rows whose cells are all empty (spreadsheet exports often end with some) are
 skipped with a warning that names their lines.
 
-Cell values are stripped of surrounding whitespace. Each row keeps the file line it starts on
-(`table.attrs["line_numbers"]`), so later checks name the right line even when a quoted report
-spans several lines.
+Cell values are stripped of surrounding whitespace (and invisible byte-order marks). Each row
+keeps the file line it starts on (`table.attrs["line_numbers"]`), so later checks name the right
+line even when a quoted report spans several lines.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ logger = logging.getLogger(__name__)
 MAX_LISTED = 10
 LINE_NUMBERS = "line_numbers"
 _WORKBOOK_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")  # .xlsx (zip) and legacy .xls
+# Stripped from both ends of every cell: whitespace (also non-breaking) and the invisible byte-order
+# mark and zero-width space that a table saved twice or pasted from a web page carries.
+_BLANK = " \t\r\n\u00a0\ufeff\u200b"
 
 
 class AnnotationError(InputError):
@@ -108,7 +112,7 @@ def read_annotation_csv(path: str | Path) -> pd.DataFrame:
         for fields in reader:
             start, end = end + 1, reader.line_num
             if fields:  # a blank line is no row
-                records.append((start, [f.strip() for f in fields]))
+                records.append((start, [f.strip(_BLANK) for f in fields]))
     except csv.Error as err:
         raise AnnotationError(f"{path}: line {reader.line_num}: not valid CSV ({err}); look for an unbalanced "
                               "double quote (a report containing \" must be quoted, with inner quotes "
@@ -135,6 +139,12 @@ def read_annotation_csv(path: str | Path) -> pd.DataFrame:
     if long:
         problems.append(f"row(s) with more fields than the header: {_listed(long)}; quote any text "
                         "containing commas (e.g. the report)")
+    last_line, last = body[-1]
+    if not text.endswith(("\n", "\r")) and len(last) == len(header) and header[-1] and not last[-1]:
+        # A file cut off right after a comma keeps its field count; its last cell reads as empty.
+        problems.append(f"line {last_line} ends the file in an empty {header[-1]!r} cell with no line break "
+                        "after it: the file looks cut off; complete that row (or end the file with a line "
+                        "break if the cell is meant to be empty)")
     if problems:
         raise AnnotationError(f"{path}: invalid annotation table:\n- " + "\n- ".join(problems))
     keep = [i for i, name in enumerate(header) if name]

@@ -6,13 +6,16 @@ dropped silently. An empty cell is never read as a value: an empty required cell
 eye, any biomarker) or an empty `split` is an error naming the line (a biomarker is absent only
 when the table says so: 0 / no / false / absent). The structure of the file is checked first
 (`dataset.annotation_csv`); misspelt columns and labels the findings contradict are warned
-about (`dataset.annotation_checks`). Label values are read case-insensitively and stored in
-their canonical spelling (`Left` -> `left`, `crora` -> `cRORA`).
+about (`dataset.annotation_checks`). Label values are read whatever their case and word separators
+and stored in their canonical spelling (`Left` -> `left`, `crora` -> `cRORA`, `Late wet-active` ->
+`late_wet_active`; `OD`/`OS` -> `right`/`left`). An empty attribute cell of a present finding is
+unknown, like a missing attribute column, never a value that changes the derived stage.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -37,6 +40,9 @@ __all__ = ["AnnotationError", "REQUIRED_COLUMNS", "load_annotations", "validate_
 EYES = ("left", "right")
 SEXES = ("female", "male")
 LABEL_COLUMNS = {"stage": STAGES, "referral": REFERRALS, "referral_treatment": TREATMENT_REFERRALS}
+# Other spellings clinics use for a label (compared after `_label_key`): OD/OS are the right/left eye.
+LABEL_ALIASES = {"eye": {"od": "right", "os": "left", "r": "right", "l": "left"},
+                 "sex": {"f": "female", "m": "male"}}
 _TRUE = {"1", "1.0", "true", "yes", "y", "present"}
 _FALSE = {"0", "0.0", "false", "no", "n", "absent"}
 # Cells that say "no value" in some export (R, pandas, spreadsheets): never read as absent.
@@ -92,7 +98,7 @@ def load_annotations(path: str | Path, images_dir: str | Path | None = None,
         raise AnnotationError(f"{path}: invalid annotation table:\n- " + "\n- ".join(problems))
     warn_unknown_columns(path, list(df.columns))
     lines = [_line(df, i) for i in range(len(df))]
-    given = {c: df[c].str.strip().map(_canonical_labels(c)) for c in LABEL_RULES if c in df.columns}
+    given = {c: df[c].map(_label_key).map(_spellings(c)) for c in LABEL_RULES if c in df.columns}
     df = _typed(df)
     warn_contradicting_labels(path, df, given, lines)
     root = Path(images_dir) if images_dir else path.parent
@@ -175,33 +181,28 @@ def _check_numbers(df: pd.DataFrame) -> list[str]:
 
 
 def _check_values(df: pd.DataFrame, column: str, allowed: Iterable[str]) -> list[str]:
-    """Unknown labels (compared case-insensitively; empty cells are checked by the caller)."""
-    allowed = set(allowed)
-    values = df[column].str.strip()
-    bad = ~values.str.lower().isin({a.lower() for a in allowed} | {""})
+    """Unknown labels (compared as `_label_key`; empty cells are checked by the caller)."""
+    bad = ~df[column].map(_label_key).isin(_spellings(column))
     if not bad.any():
         return []
-    unknown = sorted(set(values[bad]))[:MAX_LISTED]
+    unknown = sorted(set(df[column][bad]))[:MAX_LISTED]
     return [f"unknown {column} label(s) {unknown} at {_rows(df, bad)}; allowed: {sorted(allowed)}"]
 
 
 def _check_attributes(df: pd.DataFrame) -> list[str]:
     problems = []
-    for biomarker in load_knowledge().biomarkers.values():
-        for attribute, allowed in biomarker.attributes.items():
-            column = biomarker.attribute_column(attribute)
-            if column not in df.columns:
-                continue
-            allowed_text = {str(v).lower() for v in allowed} | {""}
-            bad = ~df[column].str.strip().str.lower().isin(allowed_text)
-            if bad.any():
-                problems.append(f"unknown {column} value(s) {sorted(set(df[column][bad]))[:MAX_LISTED]} "
-                                f"at {_rows(df, bad)}; allowed: {allowed}")
+    for column, allowed in _attribute_values().items():
+        if column not in df.columns:
+            continue
+        bad = ~df[column].map(_label_key).isin(_spellings(column))
+        if bad.any():
+            problems.append(f"unknown {column} value(s) {sorted(set(df[column][bad]))[:MAX_LISTED]} "
+                            f"at {_rows(df, bad)}; allowed: {allowed}")
     return problems
 
 
 def _check_patient_splits(df: pd.DataFrame) -> list[str]:
-    assigned = df.assign(split=df["split"].str.strip().str.lower())
+    assigned = df.assign(split=df["split"].map(_label_key))
     assigned = assigned[assigned["split"] != ""]
     splits_per_patient = assigned.groupby("patient_id")["split"].nunique()
     leaking = splits_per_patient[splits_per_patient > 1].index
@@ -212,15 +213,32 @@ def _check_patient_splits(df: pd.DataFrame) -> list[str]:
     return [f"patient(s) {names} appear in more than one split (splits must be by patient) at {_rows(df, mask)}"]
 
 
-def _canonical_labels(column: str) -> dict[str, str]:
-    """Lower-cased spelling -> canonical spelling of a label column's values ("" stays "")."""
-    allowed = {"eye": EYES, "sex": SEXES, "split": SPLITS, **LABEL_COLUMNS}[column]
-    return {"": "", **{a.lower(): a for a in allowed}}
+def _label_key(text: str) -> str:
+    """A label as compared: case, surrounding space and word separators do not matter, so "Late wet
+    active", "late-dry" and " TRAIN " are read as late_wet_active, late_dry and train."""
+    return re.sub(r"[\s_-]+", " ", str(text).strip().lower())
 
 
-def _canonical_attribute_values(allowed: Iterable) -> dict[str, str]:
-    # YAML booleans are written as true/false (what the phantom writes); other values as listed.
-    return {"": "", **{str(v).lower(): (str(v).lower() if isinstance(v, bool) else str(v)) for v in allowed}}
+def _attribute_values() -> dict[str, list]:
+    """`<biomarker>_<attribute>` column -> its allowed values (dataset/clinical/amd_oct.yaml)."""
+    return {b.attribute_column(a): values for b in load_knowledge().biomarkers.values()
+            for a, values in b.attributes.items()}
+
+
+def _spellings(column: str) -> dict[str, str]:
+    """Every accepted spelling (as `_label_key`) -> the canonical value of a label or attribute
+    column; "" (not given) stays "". Boolean attributes read like the biomarker cells (1/yes/true)
+    and are stored as true/false, as the phantom writes them."""
+    allowed = {"eye": EYES, "sex": SEXES, "split": SPLITS, **LABEL_COLUMNS}.get(column)
+    if allowed is not None:
+        return {"": "", **{_label_key(a): a for a in allowed}, **LABEL_ALIASES.get(column, {})}
+    spellings = {"": ""}
+    for value in _attribute_values()[column]:
+        if isinstance(value, bool):
+            spellings.update({key: str(value).lower() for key in (_TRUE if value else _FALSE)})
+        else:
+            spellings[_label_key(value)] = str(value)
+    return spellings
 
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
@@ -229,14 +247,9 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
     df.attrs.pop(LINE_NUMBERS, None)
     for biomarker in BIOMARKERS:
         df[biomarker] = df[biomarker].str.strip().str.lower().isin(_TRUE)
-    for column in ("eye", "sex", "split", *LABEL_COLUMNS):
+    for column in ("eye", "sex", "split", *LABEL_COLUMNS, *_attribute_values()):
         if column in df.columns:
-            df[column] = df[column].str.strip().str.lower().map(_canonical_labels(column))
-    for biomarker in load_knowledge().biomarkers.values():
-        for attribute, allowed in biomarker.attributes.items():
-            column = biomarker.attribute_column(attribute)
-            if column in df.columns:
-                df[column] = df[column].str.strip().str.lower().map(_canonical_attribute_values(allowed))
+            df[column] = df[column].map(_label_key).map(_spellings(column))
     for column in ("age", "visual_acuity_logmar", "quality"):
         if column in df.columns:
             df[column] = pd.to_numeric(df[column].replace("", None), errors="coerce")

@@ -18,8 +18,9 @@ LEXICON_FILE = Path(__file__).with_name("answer_lexicon.yaml")
 FLAGS = re.IGNORECASE
 SINGLE_KEYS = ("negation_before", "list_negation", "negation_after", "affirmation_after", "scope_break",
                "answer_cue", "contrast_cue", "hedge", "yes_answer", "no_answer", "healthy_absent",
-               "attribute_separator", "negative_value", "value_denies_finding", "negative_label", "any_label", "fluid_absent",
-               "activity_inactive", "activity_active", "stated_after", "concession", "shared_head")
+               "attribute_separator", "negative_value", "value_denies_finding", "negative_label", "any_label",
+               "fluid_absent", "activity_inactive", "activity_active", "stated_after", "concession",
+               "shared_head")
 
 
 def _compile(patterns: list[str]) -> list[re.Pattern]:

@@ -12,6 +12,7 @@ import pytest
 from support.tables import write_table
 
 from dataset.annotations import AnnotationError, load_annotations
+from dataset.clinical import load_knowledge
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -202,6 +203,122 @@ def test_a_truncated_table_stops_the_real_cli_with_one_line(tmp_path):
     lambda text: text.replace(",", " , ").encode(),          # spaces around every cell
 ], ids=["crlf", "utf8_bom", "utf16", "padded_cells"])
 def test_harmless_variants_of_the_format_load_unchanged(tmp_path, encode):
+    path = write_table(tmp_path)
+    expected = load_annotations(path)
+    path.write_bytes(encode(path.read_text()))
+    table = load_annotations(path)
+    assert table.drop(columns="image_file").equals(expected.drop(columns="image_file"))
+
+
+# More variants of each class (issue 14, item 3): cells that hold only blanks, quotes or an invisible
+# character are empty; a table cut off anywhere in its last row is refused by name.
+BLANK_CELLS = ["   ", "\t", '""', '"  "', "\u00a0", "\u200b", "\ufeff", "n/a", "NULL", "?", "missing"]
+BLANK_CASES = (
+    [(f"biomarker {cell!r}", "irf", cell, r"missing biomarker cell.*line 4 \(img2\): irf")
+     for cell in BLANK_CELLS]
+    + [(f"{column} {cell!r}", column, cell, rf"empty {column} at line 4 \(img2\)")
+       for column in ("split", "eye", "patient_id") for cell in BLANK_CELLS[:6]])
+
+
+@pytest.mark.parametrize(("case", "column", "cell", "pattern"), BLANK_CASES, ids=[c[0] for c in BLANK_CASES])
+def test_a_cell_with_only_blanks_is_an_empty_cell(tmp_path, case, column, cell, pattern):
+    path = write_table(tmp_path)
+    _set_cell(path, 2, column, cell)
+    with pytest.raises(AnnotationError, match=pattern):
+        load_annotations(path)
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3, 5, 8, 13, 21, 34])
+def test_a_table_cut_anywhere_in_its_last_row_is_refused(tmp_path, cut):
+    # The last row (img5) has drusen; cutting it must never load it with some other finding set.
+    path = write_table(tmp_path)
+    text = path.read_text().rstrip("\n")
+    path.write_text(text[:-cut])
+    with pytest.raises(AnnotationError, match=r"line 7"):
+        load_annotations(path)
+
+
+def _table_with(tmp_path: Path, finding: dict[str, str], drop: str | None = None) -> pd.DataFrame:
+    folder = tmp_path / ("without" if drop else "with")
+    path = write_table(folder)
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for column, value in finding.items():
+        if column not in table:
+            table[column] = ""
+        table.loc[0, column] = value
+    table.drop(columns=[drop] if drop else []).to_csv(path, index=False)
+    return load_annotations(path)
+
+
+ATTRIBUTE_COLUMNS = [(b.id, b.attribute_column(a)) for b in load_knowledge().biomarkers.values()
+                     for a in b.attributes]
+
+
+@pytest.mark.parametrize(("biomarker", "column"), ATTRIBUTE_COLUMNS, ids=[c for _, c in ATTRIBUTE_COLUMNS])
+def test_an_empty_attribute_of_a_present_finding_is_unknown_not_a_value(tmp_path, biomarker, column):
+    # A present finding whose attribute cell is empty derives what it derives with no such column.
+    with_empty = _table_with(tmp_path, {biomarker: "1", column: ""})
+    without = _table_with(tmp_path, {biomarker: "1", column: ""}, drop=column)
+    for label in ("stage", "referral", "referral_treatment"):
+        assert with_empty.loc[0, label] == without.loc[0, label], label
+
+
+def test_drusen_of_unrecorded_size_are_early_amd_not_a_healthy_scan(tmp_path):
+    table = _table_with(tmp_path, {"drusen": "1", "drusen_size": "", "rpe_elevation": "1"})
+    assert table.loc[0, "stage"] == "early" and table.loc[0, "referral"] == "routine"
+
+
+BIOMARKERS_BY_LENGTH = sorted(load_knowledge().biomarkers, key=len, reverse=True)
+LABEL_SPELLINGS = [("stage", "Late Dry", "late_dry"), ("stage", "late-wet-active", "late_wet_active"),
+                   ("stage", "LATE WET inactive", "late_wet_inactive"),
+                   ("stage", " Intermediate ", "intermediate"),
+                   ("referral", "within two weeks", "within_two_weeks"), ("referral", "Not-Seen", "not_seen"),
+                   ("referral_treatment", "Urgent Treatment", "urgent_treatment"), ("eye", "OD", "right"),
+                   ("eye", "os", "left"), ("eye", "R", "right"), ("sex", "F", "female"),
+                   ("sex", "Male", "male"),
+                   ("split", "Validation", "validation"), ("drusen_size", "LARGE", "large"),
+                   ("drusen_confluent", "1", "true"), ("drusen_confluent", "No", "false"),
+                   ("hypertransmission_type", "crora", "cRORA"),
+                   ("other_pathology_kind", "Epiretinal-Membrane", "epiretinal membrane")]
+
+
+@pytest.mark.parametrize(("column", "cell", "canonical"), LABEL_SPELLINGS,
+                         ids=[f"{c}={v}" for c, v, _ in LABEL_SPELLINGS])
+def test_a_label_in_other_case_or_separators_reads_as_its_canonical_spelling(tmp_path, column, cell, canonical):
+    path = write_table(tmp_path)
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if column not in table:
+        table[column] = ""
+    # Rows 1 and 4 are patient p1's scans (one split per patient); an attribute needs its finding.
+    table.loc[[1, 4], column] = cell
+    finding = next((b for b in BIOMARKERS_BY_LENGTH if column.startswith(f"{b}_")), None)
+    if finding:
+        table.loc[[1, 4], finding] = "1"
+    table.to_csv(path, index=False)
+    loaded = load_annotations(path)
+    assert loaded.loc[1, column] == loaded.loc[4, column] == canonical
+
+
+def test_labels_given_in_another_case_do_not_read_as_contradicting_the_findings(tmp_path, caplog):
+    path = write_table(tmp_path)
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    table["stage"] = ["Healthy" if d == "0" else "INTERMEDIATE" for d in table["drusen"]]
+    table["referral"] = ["Not Seen" if d == "0" else "Routine" for d in table["drusen"]]
+    table.to_csv(path, index=False)
+    with caplog.at_level(logging.WARNING):
+        loaded = load_annotations(path)
+    assert "contradict" not in caplog.text
+    assert list(loaded["stage"]) == ["healthy", "intermediate"] * 3
+
+
+@pytest.mark.parametrize("encode", [
+    lambda text: b"\xef\xbb\xbf\xef\xbb\xbf" + text.encode(),              # a byte-order mark saved twice
+    lambda text: text.replace("\n", "\r").encode(),                        # classic Mac line ends
+    lambda text: text.replace(",", "\u00a0,\u00a0").encode(),              # non-breaking spaces around cells
+    lambda text: "\n".join(line + ",," for line in text.splitlines()).encode(),  # trailing empty columns
+    lambda text: text.encode("utf-16-be").join([b"\xfe\xff", b""]),        # UTF-16, big-endian
+], ids=["double_bom", "cr_only", "nbsp_padding", "trailing_delimiters", "utf16_be"])
+def test_more_harmless_variants_of_the_format_load_unchanged(tmp_path, encode):
     path = write_table(tmp_path)
     expected = load_annotations(path)
     path.write_bytes(encode(path.read_text()))

@@ -360,8 +360,9 @@ SEPARATOR_FORMS = ["{f} -> {v}", "{f} => {v}", "{f} \u2192 {v}", "{f} | {v}", "|
                    "**{f}:** {v}", "{f}\u2014{v}", "{f} \u2013 {v}", "{f} status: {v}", "{f} presence: {v}",
                    "- {f}: {v}", "\u2022 {f}: {v}", "{f} (any size): {v}"]
 NAMED_TWICE = [("biomarker_irf", "Intraretinal fluid (IRF)"), ("biomarker_srf", "Subretinal fluid (SRF)"),
-               ("biomarker_shrm", "Subretinal hyperreflective material (SHRM)"), ("biomarker_irf", "IRF/cysts"),
-               ("biomarker_ped", "Pigment epithelial detachment (PED)"), ("biomarker_hrf", "Hyperreflective foci (HRF)")]
+               ("biomarker_shrm", "Subretinal hyperreflective material (SHRM)"),
+               ("biomarker_irf", "IRF/cysts"), ("biomarker_ped", "Pigment epithelial detachment (PED)"),
+               ("biomarker_hrf", "Hyperreflective foci (HRF)")]
 SEPARATOR_CASES = (
     [(task, form.format(f=name, v=value), expected) for task, name in FINDING_NAMES[:4] + NAMED_TWICE
      for form in SEPARATOR_FORMS for value, expected in (("absent", "absent"), ("present", "present"))]
@@ -370,34 +371,43 @@ SEPARATOR_CASES = (
     + [(task, f"No {name.lower()}.", "absent") for task, name in NAMED_TWICE]
     + [(task, f"{name} is present.", "present") for task, name in NAMED_TWICE])
 DENIED_BY_NAME = [
-    ("biomarker_irf", "IRF: no IRF"), ("biomarker_irf", "IRF: There is no IRF."), ("biomarker_irf", "IRF: no cysts"),
-    ("biomarker_drusen", "Drusen: No drusen"), ("biomarker_drusen", "Drusen: no definite drusen."),
+    ("biomarker_irf", "IRF: no IRF"), ("biomarker_irf", "IRF: There is no IRF."),
+    ("biomarker_irf", "IRF: no cysts"), ("biomarker_drusen", "Drusen: No drusen"),
+    ("biomarker_drusen", "Drusen: no definite drusen."),
     ("biomarker_srf", "Subretinal fluid: there is no subretinal fluid"), ("biomarker_srf", "SRF: there is none."),
     ("biomarker_shrm", "SHRM: no evidence of SHRM"), ("biomarker_srf", "SRF/IRF: absent"),
     ("biomarker_irf", "SRF and IRF: none"), ("biomarker_srf", "SRF or IRF? No."), ("biomarker_srf", "SRF: nope"),
     ("biomarker_shrm", "SHRM cannot be seen."), ("biomarker_shrm", "SHRM could not be identified."),
     ("biomarker_srf", "Subretinal fluid can't be seen."), ("biomarker_srf", "Fluid (SRF/IRF): absent")]
 SHARED_HEAD = [(f"biomarker_{b}", text, expected) for b in ("srf", "irf") for text, expected in [
-    ("No subretinal or intraretinal fluid.", "absent"), ("No sub- or intraretinal fluid.", "absent"),
-    ("There is no intraretinal or subretinal fluid.", "absent"), ("Without subretinal/intraretinal fluid.", "absent"),
-    ("Subretinal and intraretinal fluid: absent", "absent"), ("Neither subretinal nor intraretinal fluid.", "absent"),
-    ("Sub- and intraretinal fluid are present.", "present"), ("Subretinal and intraretinal fluid are seen.", "present")]]
+    ("No subretinal or intraretinal fluid.", "absent"),
+    ("No sub- or intraretinal fluid.", "absent"),
+    ("There is no intraretinal or subretinal fluid.", "absent"),
+    ("Without subretinal/intraretinal fluid.", "absent"),
+    ("Subretinal and intraretinal fluid: absent", "absent"),
+    ("Neither subretinal nor intraretinal fluid.", "absent"),
+    ("Sub- and intraretinal fluid are present.", "present"),
+    ("Subretinal and intraretinal fluid are seen.", "present")]]
 # What the wider separators must not deny: a value that is not negative, an aside after a stage.
 STILL_ASSERTED = [
-    ("biomarker_srf", "SRF: present, no IRF", "present"), ("biomarker_srf", "Drusen and SRF: present", "present"),
-    ("biomarker_srf", "No drusen; SRF: present", "present"), ("biomarker_srf", "SRF (small): present", "present"),
-    ("biomarker_srf", "No drusen, and there is SRF.", "present"), ("biomarker_srf", "SRF: no IRF, but SRF is present",
-                                                                   "present"),
+    ("biomarker_srf", "SRF: present, no IRF", "present"),
+    ("biomarker_srf", "Drusen and SRF: present", "present"),
+    ("biomarker_srf", "No drusen; SRF: present", "present"),
+    ("biomarker_srf", "SRF (small): present", "present"),
+    ("biomarker_srf", "No drusen, and there is SRF.", "present"),
+    ("biomarker_srf", "SRF: no IRF, but SRF is present", "present"),
     ("staging", "Stage: intermediate AMD (no fluid)", "intermediate"),
     ("staging", "Intermediate AMD (no fluid, no SHRM).", "intermediate"),
     ("staging", "Late dry AMD - no fluid.", "late_dry"),
     ("referral", "Referral: routine (no fluid).", "routine"),
     ("referral", "The urgent referral is not required; routine.", "routine"),
-    ("referral", "Routine referral is not appropriate; the patient must be seen within two weeks.", "within_two_weeks")]
+    ("referral", "Routine referral is not appropriate; the patient must be seen within two weeks.",
+     "within_two_weeks")]
+MORE_ATTRIBUTE_CASES = (SEPARATOR_CASES + [(t, x, "absent") for t, x in DENIED_BY_NAME] + SHARED_HEAD
+                        + STILL_ASSERTED)
 
 
-@pytest.mark.parametrize("task,text,expected",
-                         SEPARATOR_CASES + [(t, x, "absent") for t, x in DENIED_BY_NAME] + SHARED_HEAD + STILL_ASSERTED)
+@pytest.mark.parametrize("task,text,expected", MORE_ATTRIBUTE_CASES)
 def test_more_separators_aliases_and_shared_heads(task, text, expected):
     assert parse_answer(text, TASKS[task]) == expected
 
@@ -417,20 +427,19 @@ MORE_REFERRALS = [
     ("Referral within two weeks is not indicated; routine referral.", "routine"),
     ("Not urgent - routine referral.", "routine"),
     ("The patient should be seen in the next fortnight.", "within_two_weeks"),
-    ("Refer within a fortnight.", "within_two_weeks"), ("Seen within the coming fortnight.", "within_two_weeks"),
+    ("Refer within a fortnight.", "within_two_weeks"),
+    ("Seen within the coming fortnight.", "within_two_weeks"),
     ("Should be seen by a specialist within the next two weeks.", "within_two_weeks"),
     ("The patient must be seen within the next two weeks by a retina specialist.", "within_two_weeks"),
     ("Yes, the patient must be seen within the next two weeks.", "within_two_weeks"),
     ("Not a routine referral: the patient must be seen within the next two weeks.", "within_two_weeks"),
 ]
-MORE_WET = [(f"{wet}, {qualifier}", expected)
-            for wet in ("Late wet AMD", "late wet AMD", "Late neovascular AMD", "Wet AMD", "nAMD")
-            for qualifier, expected in [("in remission", "late_wet_inactive"), ("currently dry", "late_wet_inactive"),
-                                        ("currently inactive", "late_wet_inactive"), ("at present inactive",
-                                                                                      "late_wet_inactive"),
-                                        ("apparently inactive", "late_wet_inactive"), ("likely active",
-                                                                                       "late_wet_active"),
-                                        ("currently active", "late_wet_active"), ("active", "late_wet_active")]]
+WET_QUALIFIERS = [("in remission", "late_wet_inactive"), ("currently dry", "late_wet_inactive"),
+                  ("currently inactive", "late_wet_inactive"), ("at present inactive", "late_wet_inactive"),
+                  ("apparently inactive", "late_wet_inactive"), ("likely active", "late_wet_active"),
+                  ("currently active", "late_wet_active"), ("active", "late_wet_active")]
+MORE_WET = [(f"{wet}, {qualifier}", expected) for qualifier, expected in WET_QUALIFIERS
+            for wet in ("Late wet AMD", "late wet AMD", "Late neovascular AMD", "Wet AMD", "nAMD")]
 
 
 @pytest.mark.parametrize("text,expected", MORE_REFERRALS)

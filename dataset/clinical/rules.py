@@ -28,8 +28,10 @@ def is_present(findings: Mapping[str, Any], biomarker: str) -> bool:
 
 
 def _attribute(findings: Mapping[str, Any], biomarker: str, attribute: str) -> str | None:
+    """The attribute of a present finding; None when absent or not given (an empty cell is unknown,
+    as a missing column is: "drusen, size not given" must not read as "no early AMD")."""
     value = findings.get(f"{biomarker}_{attribute}")
-    if value is None or value != value or not is_present(findings, biomarker):
+    if value is None or value != value or not is_present(findings, biomarker) or not str(value).strip():
         return None
     return str(value)
 
