@@ -13,7 +13,15 @@ from dataset.errors import InputError
 
 
 class ImageReadError(InputError):
-    """A scan is missing or cannot be decoded; the message names the file."""
+    """A scan is missing or cannot be decoded; the message names the file.
+
+    Attributes:
+        reason: what is wrong, without the file name (for lists that name the file already).
+    """
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 class ImageTooSmallError(ImageReadError, InputError):
@@ -29,12 +37,16 @@ def _open_image(path: Path, problem: str) -> Iterator[Image.Image]:
     """Open `path` with Pillow; a missing file, or a failure while it is open, raises an
     `ImageReadError` that names the file ("{problem} {path}: {error}")."""
     if not path.is_file():
-        raise ImageReadError(f"image file not found: {path}")
+        raise ImageReadError(f"image file not found: {path}", reason="file not found")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"{problem} {path}: the file is empty (0 bytes)", reason="the file is empty (0 bytes)")
     try:
         with Image.open(path) as image:
             yield image
     except _UNREADABLE as err:
-        raise ImageReadError(f"{problem} {path}: {err or type(err).__name__}") from err
+        # Pillow's messages repeat the path ("cannot identify image file '/x.png'"); say it once.
+        detail = str(err).replace(f"'{path}'", "").replace(str(path), "").strip(" :") or type(err).__name__
+        raise ImageReadError(f"{problem} {path}: {detail}", reason=f"{problem}: {detail}") from err
 
 
 def load_scan(path: str | Path) -> Image.Image:

@@ -42,6 +42,10 @@ def find_images(source: str | Path) -> list[Path]:
     else:
         found = [Path(text)] if Path(text).is_file() else []
     images = sorted(p for p in found if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    others = sorted(p.name for p in found if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES)
+    if others:
+        logger.warning("ignoring %d file(s) at %s that are not images by their suffix (%s): %s", len(others), text,
+                       ", ".join(sorted(IMAGE_SUFFIXES)), ", ".join(others[:10]) + (" ..." if len(others) > 10 else ""))
     if not images:
         kinds = ", ".join(sorted(IMAGE_SUFFIXES))
         raise FileNotFoundError(f"no images ({kinds}) at {text}; put OCT B-scans there "
@@ -73,7 +77,8 @@ def read_demo_images(paths: list[Path], transform) -> tuple[list[Path], list[Ima
             images.append(transform(load_scan(path)))
             kept.append(path)
         except (ImageReadError, OSError, ValueError) as err:  # decode errors of any kind
-            reason = str(err).replace(str(path), "").strip(" :") or type(err).__name__
+            reason = getattr(err, "reason", None) or str(err).replace(str(path), "").strip(" :")
+            reason = reason or type(err).__name__
             unreadable.append({"file": str(path), "reason": reason})
             logger.warning("skipping %s: %s", path, reason)
     return kept, images, unreadable

@@ -163,3 +163,46 @@ def test_evaluation_skips_unusable_test_images_only_when_asked(tmp_path, caplog)
     assert "2 of 6 test images left out: test1, test2" in caplog.text
     with pytest.raises(ValueError, match="dataset.unreadable_images='sometimes' is unknown"):
         load_evaluation_table({**dataset, "unreadable_images": "sometimes"}, "test")
+
+
+def test_a_folder_of_mixed_files_reads_every_usable_scan_and_names_each_other_file(tmp_path, caplog):
+    import logging
+
+    from evaluation.demo import find_images, read_demo_images
+
+    rng = np.random.default_rng(0)
+    good = {"gray8.png": Image.fromarray(rng.integers(0, 255, (208, 256), dtype=np.uint8), "L"),
+            "gray16.png": Image.fromarray(rng.integers(0, 65535, (208, 256)).astype(np.uint16)),
+            "rgb.jpg": Image.new("RGB", (300, 240), (40, 80, 120)),
+            "palette.png": Image.new("RGB", (256, 208), (9, 99, 199)).convert("P"),
+            "gray.bmp": Image.new("L", (256, 208), 30), "alpha.png": Image.new("RGBA", (256, 208)),
+            "float.tif": Image.fromarray(rng.random((208, 256)).astype(np.float32), "F"),
+            "square.tiff": Image.new("L", (192, 192), 60)}
+    for name, image in good.items():
+        image.save(tmp_path / name)
+    Image.new("L", (4, 4)).save(tmp_path / "tiny.png")
+    Image.new("L", (191, 400)).save(tmp_path / "narrow.png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "text.jpg").write_text("not a scan")
+    (tmp_path / "cut.png").write_bytes((tmp_path / "gray8.png").read_bytes()[:300])
+    (tmp_path / "cut.jpg").write_bytes((tmp_path / "rgb.jpg").read_bytes()[:200])
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "notes.txt").write_text("scanner notes")
+    with caplog.at_level(logging.WARNING):
+        paths = find_images(tmp_path)
+        kept, images, unreadable = read_demo_images(paths, build_scan_transform(192, image_size=(208, 256)))
+    assert sorted(p.name for p in kept) == sorted(good)
+    assert all(image.size == (192, 192) for image in images)
+    reasons = {Path(u["file"]).name: u["reason"] for u in unreadable}
+    assert sorted(reasons) == ["cut.jpg", "cut.png", "empty.png", "narrow.png", "text.jpg", "tiny.png"]
+    assert reasons["empty.png"] == "the file is empty (0 bytes)"
+    assert "191x400 px, smaller than the 192x192 crop" in reasons["narrow.png"]
+    assert reasons["text.jpg"] == "cannot read image: cannot identify image file"
+    assert all(str(tmp_path) not in reason for reason in reasons.values()), reasons
+    assert "not images by their suffix" in caplog.text and "notes.txt" in caplog.text
+
+
+def test_a_decompression_bomb_is_refused_by_name(tmp_path):
+    Image.new("1", (15000, 12500)).save(tmp_path / "bomb.png")  # 187.5 megapixels in 23 kB
+    with pytest.raises(ImageReadError, match=r"bomb.png: Image size \(187500000 pixels\) exceeds limit"):
+        load_scan(tmp_path / "bomb.png")
