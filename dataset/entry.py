@@ -16,7 +16,9 @@ a missing file or unwritable folder (`OSError`), a bad config (`OmegaConfBaseExc
 `ValueError` / `RuntimeError` / `NotImplementedError` raised by the project's library code itself
 (which raises them only with a message naming the fix). Anything else, e.g. an error deep inside
 torch, prints a traceback with secrets scrubbed. `HYDRA_FULL_ERROR=1` prints the traceback of
-expected errors too.
+expected errors too. A config key the chosen configs lack and text where a number belongs are
+reported by the setting at fault (`expected_message`). Hydra's own composition errors (a config
+name or key it cannot find) come before `main` runs, in Hydra's words, with exit status 1.
 
 The run folder itself (`dataset.runtime.prepare_run`) is set up by the library function a script
 calls, so that Python callers get the same folder as the command line.
@@ -24,8 +26,11 @@ calls, so that Python callers get the same folder as the command line.
 
 from __future__ import annotations
 
+import ast
 import functools
+import logging
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -35,7 +40,12 @@ from typing import Any
 
 import hydra
 from omegaconf import DictConfig
-from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+from omegaconf.errors import (
+    ConfigAttributeError,
+    ConfigKeyError,
+    MissingMandatoryValue,
+    OmegaConfBaseException,
+)
 
 from dataset.errors import SpecialistVLMError
 from dataset.secrets import guard_process_secrets, redact
@@ -50,6 +60,13 @@ LIBRARY_PACKAGES = ("models", "dataset", "curriculum", "evaluation", "saliency")
 _ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = _ROOT / "configs"
 HYDRA_VERSION_BASE = "1.3"
+# bitsandbytes (imported through peft) warns at import, on CPUs with AVX512-BF16, that an optional
+# kernel package for 4-bit CPU matmuls is missing; nothing here uses those, and the line would head
+# every run's output. Set here, at import, because entry scripts import this module first.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+# Python's words for text where a number belongs ("invalid literal for int() with base 10: 'abc'").
+_NOT_A_NUMBER = re.compile(r"(?:invalid literal for int\(\) with base 10|could not convert string to float): "
+                           r"(?P<value>'[^']*'|\"[^\"]*\")$")
 
 
 def is_expected(err: BaseException) -> bool:
@@ -90,9 +107,41 @@ def exit_on_error() -> Iterator[None]:
         if not expected or os.environ.get("HYDRA_FULL_ERROR") == "1":
             sys.stderr.write(redact(traceback.format_exc()))
         if expected:
-            message = str(err).strip() or type(err).__name__
-            sys.stderr.write(f"error: {redact(message)}\n")
+            sys.stderr.write(f"error: {redact(expected_message(err, sys.argv[1:]))}\n")
         raise SystemExit(EXIT_EXPECTED if expected else EXIT_UNEXPECTED) from None
+
+
+def expected_message(err: BaseException, overrides: list[str]) -> str:
+    """The one line an expected error prints; two kinds name the setting at fault themselves:
+
+    - a config key the script reads but the chosen configs lack (e.g. a closed-ended task given to
+      the training script): the key and the config group given on the command line;
+    - a setting that must be a number (`generation.max_images=abc`): the override that gave it.
+
+    Args:
+        err: the expected error.
+        overrides: the command line's arguments (Hydra overrides).
+    """
+    message = str(err).strip() or type(err).__name__
+    if isinstance(err, (ConfigAttributeError, ConfigKeyError)) and getattr(err, "full_key", None):
+        key = str(err.full_key)
+        parts = key.split(".")
+        groups: list[str] = []  # the deepest config group given on the command line, e.g. dataset/task=...
+        for depth in range(len(parts) - 1, 0, -1):
+            groups = [o for o in overrides if o.startswith("/".join(parts[:depth]) + "=")]
+            if groups:
+                break
+        chosen = f" ({', '.join(groups)} does not set it)" if groups else ""
+        return (f"{key} is missing from the composed config{chosen}; check that the configs chosen on the "
+                f"command line suit this script, or the key's spelling")
+    number = _NOT_A_NUMBER.search(message)
+    if number:
+        value = ast.literal_eval(number["value"])
+        keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides if o.partition("=")[2] == value]
+        if keys:
+            return f"{', '.join(keys)} must be a number, got {value!r}"
+        return f"a setting that must be a number is not ({message})"
+    return message
 
 
 def entry(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:

@@ -41,7 +41,7 @@ def read_prediction_lines(path: str | Path) -> list[dict[str, Any]]:
     """Parse a JSONL predictions file, checking every line has `image_id` and an answer.
 
     Raises:
-        PredictionFileError: missing file, bad JSON or missing fields (file and line named).
+        PredictionFileError: missing or empty file, bad JSON or missing fields (file and line named).
     """
     path = Path(path)
     if not path.is_file():
@@ -72,6 +72,9 @@ def read_prediction_lines(path: str | Path) -> list[dict[str, Any]]:
                 raise PredictionFileError(f"{path}:{number}: '{key}' must be text (or null), got "
                                           f"{type(item[key]).__name__} {item[key]!r}")
         lines.append({**item, "_where": f"{path}:{number}", "_file": path.stem})
+    if not lines:
+        raise PredictionFileError(f"{path} holds no predictions (no line with an 'image_id'); give one JSON "
+                                  'object per line, e.g. {"image_id": "scan_0001", "label": "intermediate"}')
     return lines
 
 
@@ -150,7 +153,10 @@ def score_external_predictions(cfg: DictConfig) -> dict[str, Any]:
     tasks = build_task_list(cfg.dataset.task)
     table, rows = load_evaluation_table(cfg.dataset, str(cfg.evaluation.split), cfg.evaluation.max_images)
     files = cfg.predictions_files
-    files = [files] if isinstance(files, str) else list(files)
+    files = [files] if isinstance(files, str) else list(files or [])
+    if not files:
+        raise PredictionFileError("predictions_files is empty; name the JSONL files to score, e.g. "
+                                  "predictions_files=[graders.jsonl]")
     lines = [line for f in files for line in read_prediction_lines(f)]
     records = predictions_to_records(lines, tasks, rows, cfg.model_name)
     train = table[table["split"] == "train"] if "split" in table.columns else None

@@ -18,7 +18,7 @@ from curriculum.backends import BackendError, BackendFatalError
 from curriculum.generator import GenerationError
 from curriculum.modules import CurriculumConfigError
 from dataset.annotations import AnnotationError
-from dataset.entry import is_expected
+from dataset.entry import expected_message, is_expected
 from dataset.images import ImageReadError
 from dataset.secrets import MissingAPIKeyError
 
@@ -35,6 +35,8 @@ def workspace(tmp_path_factory):
     broken = save_tiny_vlm(root / "broken_models" / MODEL)
     weights = broken / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:4096])  # a save cut short
+    (save_tiny_vlm(root / "weightless_models" / MODEL) / "model.safetensors").unlink()
+    (root / "empty.jsonl").write_text("\n")
     llm = root / "llm"
     llm.mkdir()
     (llm / "config.json").write_text('{"model_type": "llama"}')  # no weights, no tokenizer
@@ -109,6 +111,25 @@ CASES = {
         lambda r: ("vision_language_pretraining.py", training_overrides(r, ["pretrained_models=gpt-4o"])),
         "is an API endpoint (openai); it cannot be trained"),
     "untrained model in the demo": (lambda r: _demo(r, "scans", "pretrained_models=new"), "fresh untrained build"),
+    "missing weights": (
+        lambda r: ("closed_ended_evaluation.py", [*_common(r), f"paths.model_dir={r / 'weightless_models'}"]),
+        "is incomplete: missing the weights"),
+    "empty predictions file": (
+        lambda r: ("score_predictions.py", [*_common(r), "dataset/task=closed_ended_specialist_staging",
+                                            f"predictions_files=[{r / 'empty.jsonl'}]"]),
+        "holds no predictions"),
+    "a closed-ended task given to training": (
+        lambda r: ("vision_language_pretraining.py", training_overrides(r, [
+            "dataset/task=closed_ended_specialist_staging"])),
+        "dataset.task.output_model is missing from the composed config "
+        "(dataset/task=closed_ended_specialist_staging does not set it)"),
+    "text where a number belongs": (
+        lambda r: ("generate_curriculum_part1.py", [*_common(r), "model/language_model=rules",
+                                                    "generation.max_images=abc"]),
+        "generation.max_images must be a number, got 'abc'"),
+    "zero training steps": (
+        lambda r: ("vision_language_pretraining.py", training_overrides(r, ["training.max_steps=0"])),
+        "training.max_steps must be >= 1, got 0"),
     "make_dataset bad number": (
         lambda r: ("make_dataset.py", [f"paths.output_dir={r / 'made'}", "dataset.phantom.num_images=abc"]),
         "dataset.phantom.num_images must be a whole number, got 'abc'"),
@@ -142,12 +163,48 @@ def test_expected_errors_are_one_line_and_exit_non_zero(workspace, case):
     assert "Traceback" not in output, output[-3000:]
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and message in errors[0], output[-3000:]
+    assert "pip install kernels" not in output, "bitsandbytes' import notice heads the output"
 
 
 @pytest.mark.parametrize("error", [BackendError, BackendFatalError, GenerationError, CurriculumConfigError,
                                    AnnotationError, ImageReadError, MissingAPIKeyError, FileNotFoundError])
 def test_the_projects_errors_are_expected_wherever_raised(error):
     assert is_expected(error("the message names the fix"))
+
+
+@pytest.mark.parametrize(("error", "overrides", "expected"), [
+    (ValueError("invalid literal for int() with base 10: 'abc'"), ["seed=1", "generation.max_images=abc"],
+     "generation.max_images must be a number, got 'abc'"),
+    (ValueError("could not convert string to float: 'fast'"), ["+model.language_model.timeout_s=fast"],
+     "model.language_model.timeout_s must be a number, got 'fast'"),
+    (ValueError("invalid literal for int() with base 10: 'x'"), [],
+     "a setting that must be a number is not (invalid literal for int() with base 10: 'x')"),
+    (ValueError("the message names the fix"), ["a=b"], "the message names the fix"),
+])
+def test_an_expected_error_names_the_setting_at_fault(error, overrides, expected):
+    assert expected_message(error, overrides) == expected
+
+
+def test_a_key_the_chosen_configs_lack_is_named_with_the_group_given():
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({"dataset": {"task": {"name": "closed_ended_specialist_staging"}}})
+    OmegaConf.set_struct(cfg, True)
+    with pytest.raises(Exception) as caught:
+        cfg.dataset.task.output_model  # noqa: B018 - the read is the test
+    message = expected_message(caught.value, ["dataset=retina", "dataset/task=closed_ended_specialist_staging"])
+    assert message.startswith("dataset.task.output_model is missing from the composed config "
+                              "(dataset/task=closed_ended_specialist_staging does not set it)")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("override", ["dataset=retina_easy", "dataset/task=closed_ended_staging",
+                                      "training.max_step=3", "pretrained_models=specialist"])
+def test_a_name_hydra_cannot_find_is_hydras_message_without_a_traceback(workspace, override):
+    done = _run(workspace, "vision_language_pretraining.py", [*training_overrides(workspace), override])
+    output = done.stdout + done.stderr
+    assert done.returncode == 1 and "Traceback" not in output, output[-3000:]
+    assert "Could not find" in output or "Could not override" in output, output[-3000:]
 
 
 def test_a_library_error_raised_elsewhere_is_a_bug():

@@ -7,21 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dataset.errors import ConfigError
-
-
-def _number(value: Any, key: str, integer: bool = False, low: float | None = None,
-            high: float | None = None) -> float:
-    try:
-        number = int(value) if integer else float(value)
-        if integer and float(value) != number:
-            raise ValueError
-    except (TypeError, ValueError):
-        kind = "a whole number" if integer else "a number"
-        raise ConfigError(f"{key} must be {kind}, got {value!r}") from None
-    if (low is not None and number < low) or (high is not None and number > high):
-        bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ConfigError(f"{key} must be {bounds}, got {value!r}")
-    return number
+from dataset.setting_checks import check_number
 
 
 def check_phantom_settings(dataset_cfg: Mapping[str, Any], samples_only: bool = False) -> None:
@@ -34,24 +20,24 @@ def check_phantom_settings(dataset_cfg: Mapping[str, Any], samples_only: bool = 
     Raises:
         ConfigError: the first bad setting, named with its allowed values.
     """
-    crop = _number(dataset_cfg.get("crop_size", 1), "dataset.crop_size", integer=True, low=1)
+    crop = check_number(dataset_cfg.get("crop_size", 1), "dataset.crop_size", integer=True, low=1)
     for side in ("image_height", "image_width"):
-        _number(dataset_cfg.get(side), f"dataset.{side}", integer=True, low=crop)
+        check_number(dataset_cfg.get(side), f"dataset.{side}", integer=True, low=crop)
     phantom = dataset_cfg.get("phantom") or {}
     if not samples_only:
-        _number(phantom.get("num_images"), "dataset.phantom.num_images", integer=True, low=1)
-    _number(phantom.get("seed", 0), "dataset.phantom.seed", integer=True)
+        check_number(phantom.get("num_images"), "dataset.phantom.num_images", integer=True, low=1)
+    check_number(phantom.get("seed", 0), "dataset.phantom.seed", integer=True)
     for key in ("two_eye_fraction", "report_without_stage_fraction"):
         if key in phantom:
-            _number(phantom[key], f"dataset.phantom.{key}", low=0.0, high=1.0)
+            check_number(phantom[key], f"dataset.phantom.{key}", low=0.0, high=1.0)
     if phantom.get("num_workers") is not None:
-        _number(phantom["num_workers"], "dataset.phantom.num_workers", integer=True, low=1)
+        check_number(phantom["num_workers"], "dataset.phantom.num_workers", integer=True, low=1)
     visits = phantom.get("visits_per_eye")
     if visits is not None:
         if isinstance(visits, (str, bytes)) or not hasattr(visits, "__len__") or len(visits) != 2:
             raise ConfigError(f"dataset.phantom.visits_per_eye must be [min, max], got {visits!r}")
-        low = _number(visits[0], "dataset.phantom.visits_per_eye[0]", integer=True, low=1)
-        _number(visits[1], "dataset.phantom.visits_per_eye[1]", integer=True, low=low)
+        low = check_number(visits[0], "dataset.phantom.visits_per_eye[0]", integer=True, low=1)
+        check_number(visits[1], "dataset.phantom.visits_per_eye[1]", integer=True, low=low)
     for key in ("stage_prevalence", "split_fractions"):
         values = phantom.get(key)
         if values is None:
@@ -59,4 +45,4 @@ def check_phantom_settings(dataset_cfg: Mapping[str, Any], samples_only: bool = 
         if not isinstance(values, Mapping):
             raise ConfigError(f"dataset.phantom.{key} must map names to shares, got {values!r}")
         for name, share in values.items():
-            _number(share, f"dataset.phantom.{key}.{name}", low=0.0)
+            check_number(share, f"dataset.phantom.{key}.{name}", low=0.0)

@@ -33,6 +33,7 @@ from models.training.collate import QACollator, filter_examples
 from models.training.data import (CurriculumDataset, EpochPlan, flatten, join_split, load_curriculum,
                                   require_training_records)
 from models.training.loop import run_training_loop
+from models.training.settings import check_training_settings
 from models.training.trackers import build_trackers
 from models.training.vision_pretraining import maybe_pretrain_vision
 from models.vlm import build_vlm, check_image_token_count, save_vlm
@@ -53,6 +54,7 @@ def run_vision_language_pretraining(cfg: DictConfig) -> dict[str, Any]:
         FileNotFoundError: a curriculum store or the starting model is missing (message says how
             to make it).
     """
+    check_training_settings(cfg.training)
     run_dir = prepare_run(cfg)
     task, train_cfg = cfg.dataset.task, cfg.training
     fingerprint = _fingerprint(cfg)
