@@ -450,3 +450,22 @@ def test_more_referral_phrasings(text, expected):
 @pytest.mark.parametrize("text,expected", MORE_WET)
 def test_more_wet_activity_qualifiers(text, expected):
     assert parse_answer(text, TASKS["staging"]) == expected
+
+
+# Stage and referral in a clinic's other words: "unremarkable", "late AMD, dry type", "no active
+# fluid", "not necessary to refer".
+OTHER_WORDS = [
+    ("staging", "The macula is unremarkable.", "healthy"), ("staging", "Unremarkable.", "healthy"),
+    ("staging", "The scan appears unremarkable.", "healthy"),
+    ("staging", "Late AMD, dry type.", "late_dry"), ("staging", "Late AMD (dry).", "late_dry"),
+    ("staging", "Late-stage AMD, dry.", "late_dry"),
+    ("staging", "Wet AMD with no active fluid.", "late_wet_inactive"),
+    ("staging", "Late wet AMD without residual fluid.", "late_wet_inactive"),
+    ("referral", "Not necessary to refer.", "not_seen"), ("referral", "It is not needed to be seen.", "not_seen"),
+    ("referral", "Not necessary to be seen within two weeks; routine referral.", "routine"),
+]
+
+
+@pytest.mark.parametrize("task,text,expected", OTHER_WORDS)
+def test_stage_and_referral_in_other_words(task, text, expected):
+    assert parse_answer(text, TASKS[task]) == expected
