@@ -3,11 +3,11 @@
 Everything that can make a table be misread before a single value is looked at stops here with
 an `AnnotationError` naming the file and line: an empty file, a header with no rows, a workbook
 or binary file saved as `.csv`, text that is not UTF-8, a table separated by `;` or tabs, an
-unbalanced quote, duplicate or nameless columns, and rows with fewer fields than the header (a
-truncated row, whose missing cells would otherwise read as empty, i.e. "absent") or more (an
-unquoted comma), and a last row cut off right after a comma (an empty last cell with no line break
-after it). Rows whose cells are all empty (spreadsheet exports often end with some) are
-skipped with a warning that names their lines.
+unbalanced quote, duplicate or nameless columns, a header repeated inside the table, and rows
+with fewer fields than the header (a truncated row, whose missing cells would otherwise read as
+empty, i.e. "absent") or more (an unquoted comma), and a last row cut off right after a comma
+(an empty last cell with no line break after it). Rows whose cells are all empty (spreadsheet
+exports often end with some) are skipped with a warning that names their lines.
 
 Cell values are stripped of surrounding whitespace (and invisible byte-order marks). Each row
 keeps the file line it starts on (`table.attrs["line_numbers"]`), so later checks name the right
@@ -123,6 +123,10 @@ def read_annotation_csv(path: str | Path) -> pd.DataFrame:
     problems = _check_header(path, header, [r for _, r in body])
     if problems:
         raise AnnotationError(f"{path}: invalid annotation table:\n- " + "\n- ".join(problems))
+    repeated = [f"line {line}" for line, r in body if r == header]
+    if repeated:  # two exports joined into one file
+        raise AnnotationError(f"{path}: {_listed(repeated)} repeat(s) the header line; were two tables joined? "
+                              "Remove the repeated header line(s)")
     blank = [line for line, r in body if not any(r)]
     if blank:
         logger.warning("%s: skipped %d row(s) with every cell empty (%s)", path, len(blank),

@@ -102,11 +102,22 @@ def load_annotations(path: str | Path, images_dir: str | Path | None = None,
     df = _typed(df)
     warn_contradicting_labels(path, df, given, lines)
     root = Path(images_dir) if images_dir else path.parent
-    df["image_file"] = [str(p if Path(p).is_absolute() else root / p) for p in df["image_path"]]
+    df["image_file"] = [_image_file(root, p) for p in df["image_path"]]
     if check_images:
         _check_images(path, df)
     df.attrs.pop(LINE_NUMBERS, None)  # the loaded table carries no bookkeeping
     return df
+
+
+def _image_file(root: Path, image_path: str) -> str:
+    """The scan's file: `image_path` under `root` unless absolute; a Windows path written with
+    backslashes (`images\\scan1.png`) is read with forward slashes where that file exists."""
+    path = Path(image_path)
+    if "\\" in image_path and not (root / path).exists():
+        windows = Path(image_path.replace("\\", "/"))
+        if (root / windows).exists():
+            path = windows
+    return str(path if path.is_absolute() else root / path)
 
 
 def validate_annotations(df: pd.DataFrame) -> list[str]:

@@ -324,3 +324,22 @@ def test_more_harmless_variants_of_the_format_load_unchanged(tmp_path, encode):
     path.write_bytes(encode(path.read_text()))
     table = load_annotations(path)
     assert table.drop(columns="image_file").equals(expected.drop(columns="image_file"))
+
+
+@pytest.mark.parametrize("where", [1, 3, 6])
+def test_a_header_repeated_inside_the_table_is_named(tmp_path, where):
+    path = write_table(tmp_path)
+    lines = _lines(path)
+    _write(path, lines[:where] + [lines[0]] + lines[where:])
+    with pytest.raises(AnnotationError, match=rf"line {where + 1} repeat\(s\) the header line; were two tables joined"):
+        load_annotations(path)
+
+
+def test_a_windows_image_path_with_backslashes_finds_its_scan(tmp_path):
+    path = write_table(tmp_path)
+    _set_cell(path, 1, "image_path", "images\\img1.png")
+    table = load_annotations(path)
+    assert Path(table.loc[1, "image_file"]) == tmp_path / "images" / "img1.png"
+    _set_cell(path, 2, "image_path", "images\\missing.png")
+    with pytest.raises(AnnotationError, match=r"line 4 \(img2\): image file not found"):
+        load_annotations(path)
