@@ -125,8 +125,8 @@ def read_annotation_csv(path: str | Path) -> pd.DataFrame:
         raise AnnotationError(f"{path}: invalid annotation table:\n- " + "\n- ".join(problems))
     repeated = [f"line {line}" for line, r in body if r == header]
     if repeated:  # two exports joined into one file
-        raise AnnotationError(f"{path}: {_listed(repeated)} repeat(s) the header line; were two tables joined? "
-                              "Remove the repeated header line(s)")
+        raise AnnotationError(f"{path}: {_listed(repeated)} repeat(s) the header line; were two tables "
+                              "joined? Remove the repeated header line(s)")
     blank = [line for line, r in body if not any(r)]
     if blank:
         logger.warning("%s: skipped %d row(s) with every cell empty (%s)", path, len(blank),

@@ -39,7 +39,8 @@ def _open_image(path: Path, problem: str) -> Iterator[Image.Image]:
     if not path.is_file():
         raise ImageReadError(f"image file not found: {path}", reason="file not found")
     if path.stat().st_size == 0:
-        raise ImageReadError(f"{problem} {path}: the file is empty (0 bytes)", reason="the file is empty (0 bytes)")
+        empty = "the file is empty (0 bytes)"
+        raise ImageReadError(f"{problem} {path}: {empty}", reason=empty)
     try:
         with Image.open(path) as image:
             yield image

@@ -44,8 +44,9 @@ def find_images(source: str | Path) -> list[Path]:
     images = sorted(p for p in found if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     others = sorted(p.name for p in found if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES)
     if others:
-        logger.warning("ignoring %d file(s) at %s that are not images by their suffix (%s): %s", len(others), text,
-                       ", ".join(sorted(IMAGE_SUFFIXES)), ", ".join(others[:10]) + (" ..." if len(others) > 10 else ""))
+        shown = ", ".join(others[:10]) + (" ..." if len(others) > 10 else "")
+        logger.warning("ignoring %d file(s) at %s that are not images by their suffix (%s): %s", len(others),
+                       text, ", ".join(sorted(IMAGE_SUFFIXES)), shown)
     if not images:
         kinds = ", ".join(sorted(IMAGE_SUFFIXES))
         raise FileNotFoundError(f"no images ({kinds}) at {text}; put OCT B-scans there "

@@ -4,12 +4,15 @@
 answer is intermediate. The parser finds every mention of a class (phrasings in
 `answer_lexicon.yaml`, biomarker synonyms in `dataset/clinical/amd_oct.yaml`), decides for each
 whether it is asserted or denied (a negation or comparison cue earlier in the same clause, a
-denial right after it, a negative value after a separator as in "SHRM: absent", or a negative
-label heading a list as in "Absent: SHRM, SRF"), ranks the asserted ones (a stated answer naming
-the task, "Stage: X" / "The stage is X" / "Triage: X" > after an answer cue > after a contrast >
-plain) and returns the winner, or None (invalid) when nothing maps or the answer hedges between
-classes. A mention of late wet AMD without its activity takes the activity from the rest of the
-answer (an explicit word, else whether it names fluid); without either it is invalid.
+denial right after it, a negative value after a separator as in "SHRM: absent" or "IRF: no cysts",
+or a negative label heading a list as in "Absent: SHRM, SRF"), ranks the asserted ones (a stated
+answer naming the task, "Stage: X" / "The stage is X" / "Triage: X" > after an answer cue > after
+a contrast > plain) and returns the winner, or None (invalid) when nothing maps or the answer
+hedges between classes. A mention of late wet AMD without its activity takes the activity from the
+rest of the answer (an explicit word, else whether it names fluid); without either it is invalid.
+A finding named with its abbreviation ("Intraretinal fluid (IRF)") is one mention, and two
+findings that share a head noun ("no subretinal or intraretinal fluid") are read as both named in
+full.
 
 Hand-written because no well-kept library parses clinical answers; negation handling follows the
 NegEx idea (trigger words with a clause-bounded scope, from `dataset/clinical/negation.yaml`).

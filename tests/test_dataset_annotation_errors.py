@@ -284,7 +284,7 @@ LABEL_SPELLINGS = [("stage", "Late Dry", "late_dry"), ("stage", "late-wet-active
 
 @pytest.mark.parametrize(("column", "cell", "canonical"), LABEL_SPELLINGS,
                          ids=[f"{c}={v}" for c, v, _ in LABEL_SPELLINGS])
-def test_a_label_in_other_case_or_separators_reads_as_its_canonical_spelling(tmp_path, column, cell, canonical):
+def test_a_label_in_other_case_or_separators_reads_canonically(tmp_path, column, cell, canonical):
     path = write_table(tmp_path)
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
     if column not in table:
@@ -331,7 +331,7 @@ def test_a_header_repeated_inside_the_table_is_named(tmp_path, where):
     path = write_table(tmp_path)
     lines = _lines(path)
     _write(path, lines[:where] + [lines[0]] + lines[where:])
-    with pytest.raises(AnnotationError, match=rf"line {where + 1} repeat\(s\) the header line; were two tables joined"):
+    with pytest.raises(AnnotationError, match=rf"line {where + 1} repeat\(s\) the header line"):
         load_annotations(path)
 
 

@@ -192,7 +192,8 @@ def test_a_key_the_chosen_configs_lack_is_named_with_the_group_given():
     OmegaConf.set_struct(cfg, True)
     with pytest.raises(Exception) as caught:
         cfg.dataset.task.output_model  # noqa: B018 - the read is the test
-    message = expected_message(caught.value, ["dataset=retina", "dataset/task=closed_ended_specialist_staging"])
+    overrides = ["dataset=retina", "dataset/task=closed_ended_specialist_staging"]
+    message = expected_message(caught.value, overrides)
     assert message.startswith("dataset.task.output_model is missing from the composed config "
                               "(dataset/task=closed_ended_specialist_staging does not set it)")
 

@@ -374,9 +374,11 @@ DENIED_BY_NAME = [
     ("biomarker_irf", "IRF: no IRF"), ("biomarker_irf", "IRF: There is no IRF."),
     ("biomarker_irf", "IRF: no cysts"), ("biomarker_drusen", "Drusen: No drusen"),
     ("biomarker_drusen", "Drusen: no definite drusen."),
-    ("biomarker_srf", "Subretinal fluid: there is no subretinal fluid"), ("biomarker_srf", "SRF: there is none."),
+    ("biomarker_srf", "Subretinal fluid: there is no subretinal fluid"),
+    ("biomarker_srf", "SRF: there is none."),
     ("biomarker_shrm", "SHRM: no evidence of SHRM"), ("biomarker_srf", "SRF/IRF: absent"),
-    ("biomarker_irf", "SRF and IRF: none"), ("biomarker_srf", "SRF or IRF? No."), ("biomarker_srf", "SRF: nope"),
+    ("biomarker_irf", "SRF and IRF: none"), ("biomarker_srf", "SRF or IRF? No."),
+    ("biomarker_srf", "SRF: nope"),
     ("biomarker_shrm", "SHRM cannot be seen."), ("biomarker_shrm", "SHRM could not be identified."),
     ("biomarker_srf", "Subretinal fluid can't be seen."), ("biomarker_srf", "Fluid (SRF/IRF): absent")]
 SHARED_HEAD = [(f"biomarker_{b}", text, expected) for b in ("srf", "irf") for text, expected in [
@@ -461,7 +463,8 @@ OTHER_WORDS = [
     ("staging", "Late-stage AMD, dry.", "late_dry"),
     ("staging", "Wet AMD with no active fluid.", "late_wet_inactive"),
     ("staging", "Late wet AMD without residual fluid.", "late_wet_inactive"),
-    ("referral", "Not necessary to refer.", "not_seen"), ("referral", "It is not needed to be seen.", "not_seen"),
+    ("referral", "Not necessary to refer.", "not_seen"),
+    ("referral", "It is not needed to be seen.", "not_seen"),
     ("referral", "Not necessary to be seen within two weeks; routine referral.", "routine"),
 ]
 
