@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration
 from omegaconf import DictConfig, OmegaConf
 
@@ -126,6 +127,10 @@ def _fingerprint(cfg) -> str:
 
 
 def _build_accelerator(train_cfg, run_dir: Path) -> Accelerator:
+    # accelerate keeps one precision setting per process; a second run in the same process (a
+    # notebook, the test suite) may ask for another, so start from a clean accelerator state. The
+    # process group (PartialState) is kept.
+    AcceleratorState._reset_state(reset_partial_state=False)
     # Frozen towers (adapter/LoRA policies) leave parameters without gradients under DDP.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=train_cfg.policy.name != "full")
     # cpu=True on machines without CUDA makes torchrun-launched processes (`accelerate launch
