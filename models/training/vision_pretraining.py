@@ -171,14 +171,18 @@ def score_head(tower: nn.Module, feature_layer: int, head: PooledHead, scans: Sc
         index = range(start, min(start + batch_size, len(scans)))
         pixels = to_pixels([scans.view(i) for i in index], image_mean, image_std).to(param)
         stage_logits, marker_logits = head(tower(pixels, output_hidden_states=True).hidden_states[feature_layer])
-        stage_hits.append((stage_logits.argmax(-1).cpu().numpy() == stages[list(index)]))
+        stage_hits.append(stage_logits.argmax(-1).cpu().numpy() == stages[list(index)])
         calls.append((marker_logits > 0).cpu().numpy())
     called, truth = np.concatenate(calls), markers > 0.5
-    balanced = [np.mean([(called[truth[:, b] == value, b] == value).mean()
-                         for value in (True, False) if (truth[:, b] == value).any()])
-                for b in range(truth.shape[1])]
+    balanced = [_balanced_accuracy(called[:, b], truth[:, b]) for b in range(truth.shape[1])]
     return {"images": len(scans), "stage_accuracy": round(float(np.concatenate(stage_hits).mean()), 3),
             "biomarker_balanced_accuracy": round(float(np.mean(balanced)), 3)}
+
+
+def _balanced_accuracy(called: np.ndarray, truth: np.ndarray) -> float:
+    """Mean of the recalls of the classes (present, absent) that occur in `truth`."""
+    return float(np.mean([(called[truth == value] == value).mean() for value in (True, False)
+                          if (truth == value).any()]))
 
 
 @torch.no_grad()
