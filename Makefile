@@ -84,10 +84,11 @@ part1: install
 # after `make pipeline`: copy the pipeline's curricula, regenerate MODULE (one or more, if given) with the GEN
 # overrides, then per seed train part 2 (TRAIN overrides) from that seed's part-1 model (made here
 # with `make part1` if neither `make pipeline`, for seed 0, nor `make seeds` made it) and score staging and referral
-# (closed-ended, raw) and the open-ended reports. Mean and spread: outputs/trials/NAME/seed_summary.md.
+# (closed-ended, raw; TASKS="staging referral biomarkers" adds the biomarkers) and the open-ended reports. Mean and spread: outputs/trials/NAME/seed_summary.md.
 #   make trial NAME=default
 #   make trial NAME=conclusion MODULE=7_report_writing GEN='++dataset.task.curriculum.options.conclusion=true'
 TRIAL := outputs/trials/$(NAME)
+TASKS ?= staging referral
 VAL := evaluation.split=validation paths.curriculum_dir=$(TRIAL)/curriculum
 trial: install
 	@test -n "$(NAME)" || { echo "make trial needs NAME=<a name for this trial>"; exit 2; }
@@ -106,7 +107,7 @@ trial: install
 	  if [ ! -d $$part1 ]; then $(MAKE) --no-print-directory part1 SEED=$$s || exit 1; fi; \
 	  cp -r $$part1 $$d/models/; \
 	  $(PY) run/vision_language_pretraining.py dataset=retina pretrained_models=retinavlm_base_192px dataset/task=curriculum_part_2_advanced_retinal_specialism seed=$$s $(TRAIN) paths.curriculum_dir=$(TRIAL)/curriculum paths.model_dir=$$d/models run_dir=$$d/train_part_2 || exit 1; \
-	  for task in staging referral; do \
+	  for task in $(TASKS); do \
 	    $(PY) run/closed_ended_evaluation.py pretrained_models=specialist_v5_192px dataset=retina dataset/task=closed_ended_specialist_$$task $(VAL) evaluation.calibration.split=null evaluation.statistics.n_resamples=200 paths.model_dir=$$d/models run_dir=$$d/closed_ended_$$task || exit 1; \
 	  done; \
 	  $(PY) run/open_ended_evaluation.py pretrained_models=specialist_v5_192px dataset=retina $(VAL) evaluation.statistics.n_resamples=200 paths.model_dir=$$d/models run_dir=$$d/open_ended || exit 1; \
