@@ -59,6 +59,26 @@ def test_part1_asks_the_stage_and_every_biomarker_first():
     assert pairs[-1]["question"] == "What is the patient's sex?"
 
 
+def test_part1_asks_the_stage_in_several_wordings_when_told():
+    """`options.stage_questions` repeats the stage question in distinct wordings (a repeat would be
+    rejected as a duplicate), one of them evaluation's; one keeps the store as it was."""
+    row = {"image_id": "x", "eye": "right", "stage": "late_wet_active", "referral": "urgent",
+           "referral_treatment": "anti_vegf", "srf": True}
+    options = {"presence_questions": "all"}
+    assert build_qa("tabular", row, 20, seed=4, options={**options, "stage_questions": 1}) == \
+        build_qa("tabular", row, 20, seed=4, options=options)
+    pairs = build_qa("tabular", row, 40, seed=4, options={**options, "stage_questions": 4})
+    stage = [p for p in pairs if p["answer"] == "Late wet AMD (active)."]
+    assert len(stage) == 4 and len({p["question"] for p in stage}) == 4
+    assert "What is the AMD stage of this scan?" in {p["question"] for p in stage}
+    assert pairs[:4] == stage
+    seen = set()
+    assert all(rejection_reason(ParsedQA(p["question"], p["answer"]), Labels.from_row(row), seen) is None
+               for p in pairs)
+    with pytest.raises(ValueError, match="stage_questions"):
+        build_qa("tabular", row, 20, seed=4, options={"stage_questions": 9})
+
+
 def test_reports_state_a_stage_and_answers_can_be_read_from_them():
     row = {"image_id": "x", "eye": "left", "stage": "early", "referral": "routine", "referral_treatment": "no_referral",
            "drusen": True, "drusen_size": "small", "report": "A few small drusen nasally. No fluid."}

@@ -111,7 +111,7 @@ def _tabular(row, rng, options) -> list[QA]:
     group = stage_group(str(row["stage"]))
     group_text = "healthy" if group == "healthy" else group.replace("_", " ") + " AMD"
     found = [name(b) for b in present(row)]
-    qas = [_stage_answer(row, rng),
+    qas = [*_stage_answers(row, rng, int(options.get("stage_questions", 1))),
            _qa(rng.choice(["Which stage group does this scan belong to?", "How would a clinic record "
                            "the disease group of this eye?"]), f"{upper_first(group_text)}."),
            _qa(rng.choice(["Which biomarkers are present?", "List the findings tagged for this scan."]),
@@ -263,6 +263,29 @@ def _stage_answer(row: Mapping[str, Any], rng: random.Random, guidelines: bool =
     else:
         question = rng.choice(["What is the AMD stage of this scan?", "Which stage of AMD is shown?"])
     return _qa(question, f"{upper_first(stage_name(str(row['stage'])))}.")
+
+
+# Further wordings of the stage question, for modules that ask it more than once per scan.
+_MORE_STAGE_QUESTIONS = ["How would you stage the AMD in this B-scan?", "What AMD stage does this OCT show?",
+                         "Which AMD stage does this retina have?", "Stage the AMD in this scan."]
+
+
+def _stage_answers(row: Mapping[str, Any], rng: random.Random, count: int) -> list[QA]:
+    """The stage question `count` times in distinct wordings (`options.stage_questions`).
+
+    One is the usual `_stage_answer` (the same draws, so a store written with one is unchanged);
+    more start with the two wordings evaluation and the other modules use, then further ones.
+    Asking it more often gives the stage, one answer among ~20 per scan, a larger share of a
+    module's training draws without repeating a question (repeats are rejected as duplicates).
+    """
+    if not 1 <= count <= 2 + len(_MORE_STAGE_QUESTIONS):
+        raise ValueError(f"options.stage_questions must be between 1 and {2 + len(_MORE_STAGE_QUESTIONS)}, got {count}")
+    if count == 1:
+        return [_stage_answer(row, rng)]
+    answer = f"{upper_first(stage_name(str(row['stage'])))}."
+    questions = ["What is the AMD stage of this scan?", "Which stage of AMD is shown?"]
+    questions += rng.sample(_MORE_STAGE_QUESTIONS, count - 2)
+    return [_qa(question, answer) for question in questions]
 
 
 def _with_report_context(row, qa: QA, options) -> list[QA]:
