@@ -25,6 +25,7 @@ from curriculum.modules import ModuleSpec, image_context, request_seed
 from curriculum.parsing import QA_JSON_SCHEMA, parse_qa_response
 from curriculum.store import DEFAULT_MAX_ATTEMPTS, CurriculumStore, request_key, row_fingerprint
 from curriculum.validation import Labels, rejection_reason
+from dataset.clinical import BIOMARKERS, is_present
 from dataset.errors import SpecialistVLMError
 from dataset.qa_records import QARecord
 from dataset.secrets import redact
@@ -84,12 +85,23 @@ def _skip_reason(module: ModuleSpec, row: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _request(module: ModuleSpec, row: dict[str, Any], backend: LLMBackend, seed: int) -> ChatRequest:
+def _request(module: ModuleSpec, row: dict[str, Any], backend: LLMBackend, seed: int,
+             options: Mapping[str, Any]) -> ChatRequest:
     messages = module.render(image_context(row), structured=backend.supports_json)
     return ChatRequest(
         messages=messages, response_format=QA_JSON_SCHEMA if backend.supports_json else None,
         metadata={"kind": module.kind, "row": row, "num_questions": module.num_questions,
-                  "seed": request_seed(str(row["image_id"]), module.name, seed), "options": dict(module.options)})
+                  "seed": request_seed(str(row["image_id"]), module.name, seed), "options": dict(options)})
+
+
+def _request_options(module: ModuleSpec, table: pd.DataFrame) -> dict[str, Any]:
+    """The module's options for the rules builders; with `presence_balance`, also each
+    biomarker's prevalence among the module's table rows (`options.prevalence`)."""
+    options = dict(module.options)
+    if options.get("presence_balance") and len(table):
+        rows = [_row_dict(series) for _, series in table.iterrows()]
+        options["prevalence"] = {b: sum(is_present(row, b) for row in rows) / len(rows) for b in BIOMARKERS}
+    return options
 
 
 def _records_of(module: ModuleSpec, row: Mapping[str, Any], response: ChatResponse, backend: LLMBackend,
@@ -192,10 +204,11 @@ def generate_module(module: ModuleSpec, table: pd.DataFrame, backend: LLMBackend
             "paths.curriculum_dir to a new folder, and run again.")
     logger.info("module %s: %d images to ask, %d already done", module.name, len(pending), counts["already_done"])
     describe_store(module, store, backend, pending, counts)
+    options = _request_options(module, table)
     with tqdm(total=len(pending), desc=module.name, unit="img", mininterval=1.0) as bar:
         for start in range(0, len(pending), batch_size):
             batch = pending[start:start + batch_size]
-            responses = backend.complete([_request(module, row, backend, seed) for row in batch])
+            responses = backend.complete([_request(module, row, backend, seed, options) for row in batch])
             _commit_batch(module, batch, responses, backend, store, result)
             bar.update(len(batch))
     result.cost_usd = cost_usd(result.usage, prices)

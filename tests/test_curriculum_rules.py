@@ -162,6 +162,49 @@ def test_presence_answers_match_prevalence(kind, num_questions):
     assert share_yes == pytest.approx(0.2, abs=0.06)
 
 
+@pytest.mark.parametrize(("balance", "share"), [(1.0, 0.5), (0.5, 1 / 3)])
+def test_presence_balance_thins_the_no_answers_of_rare_findings(balance, share):
+    # Drusen in one scan in five: balance 1 asks about absent drusen a quarter as often, so "yes"
+    # and "no" come equally often; 0.5 keeps half of them (p / (1 - p)) ** 0.5, a third "yes".
+    diseased = {"stage": "intermediate_amd", "referral": "routine", "referral_treatment": "general_attention",
+                "drusen": True, "drusen_size": "large"}
+    healthy = {"stage": "healthy", "referral": "routine", "referral_treatment": "no_referral"}
+    options = {"presence_questions": "all", "presence_balance": balance, "prevalence": {"drusen": 0.2}}
+    answers, others = [], 0
+    for i in range(2000):
+        row = {"image_id": f"s{i}", "eye": "left", **(diseased if i % 5 == 0 else healthy)}
+        pairs = build_qa("specific", row, 20, seed=i, options=options)
+        answers += [qa["answer"] for qa in pairs if qa["question"].endswith(
+            ("drusen in this scan?", "drusen on this OCT?", "show drusen?", "drusen present?"))]
+        others += sum("fibrosis" in qa["question"] for qa in pairs)  # no prevalence given: always asked
+    assert sum(a.startswith("Yes") for a in answers) / len(answers) == pytest.approx(share, abs=0.04)
+    assert others == 2000
+    row = {"image_id": "s0", "eye": "left", **healthy}
+    assert build_qa("specific", row, 20, seed=3, options={"presence_questions": "all", "presence_balance": 0}) == \
+        build_qa("specific", row, 20, seed=3, options={"presence_questions": "all"})
+    with pytest.raises(ValueError, match="presence_balance"):
+        build_qa("specific", row, 20, seed=3, options={"presence_balance": 2})
+
+
+def test_presence_balance_uses_the_tables_prevalence(tmp_path, table):
+    """The generator fills in each biomarker's prevalence among the rows it asks about."""
+    from curriculum.generator import _request_options
+    from curriculum.modules import ModuleSpec
+
+    rows = load_annotations(table, check_images=False)
+    def spec(**options):
+        return ModuleSpec(name="m", kind="specific", source="report", prompt_version="v", num_questions=20,
+                          system_prompt="", user_prompt="{report}", output_format={}, options=options)
+
+    prevalence = _request_options(spec(presence_balance=1.0), rows)["prevalence"]
+    assert prevalence["drusen"] == pytest.approx(rows["drusen"].astype(bool).mean())
+    assert 0 < prevalence["drusen"] < 1
+    assert "prevalence" not in _request_options(spec(), rows)
+    summary, _ = _run("generate_curriculum_part2", tmp_path, table, "dataset/task=specialist_annotate",
+                      "dataset/task/curriculum=2_specific_qa", "++dataset.task.curriculum.options.presence_balance=1.0")
+    assert summary["records_written"] > 0
+
+
 def test_part2_all_modules_then_resume(tmp_path, table):
     summary, cfg = _run("generate_curriculum_part2", tmp_path, table, "dataset/task/curriculum=all_modules")
     assert len(summary["modules"]) == 10

@@ -85,7 +85,7 @@ def _attribute_qas(row: Mapping[str, Any], biomarker: str, rng: random.Random) -
     return qas
 
 
-def _presence_questions(row, rng, count: int, explain: bool) -> list[QA]:
+def _presence_questions(row, rng, count: int, explain: bool, options: Mapping[str, Any] | None = None) -> list[QA]:
     """Presence questions about `count` biomarkers drawn without looking at the labels.
 
     The draw must not depend on what the scan shows: asking about present findings more often
@@ -93,8 +93,29 @@ def _presence_questions(row, rng, count: int, explain: bool) -> list[QA]:
     answered "yes", far above X's prevalence, and a model that reads the image weakly then falls
     back on that prior (below the majority class on seven of ten biomarkers). Drawn uniformly,
     the share of "yes" answers per biomarker is its prevalence in the training split.
+
+    `options.presence_balance` (0 to 1, rules backend) then thins the "no" answers of findings
+    rarer than one in two, per biomarker by its prevalence in the module's table
+    (`options.prevalence`, filled in by the generator): an absent finding of prevalence p is kept
+    with probability (p / (1 - p)) ** balance, so 1 answers "yes" and "no" equally often for every
+    biomarker and 0 keeps the prevalence. A model that reads the finding from the scan then says
+    "yes" where it sees it instead of falling back on "no", the answer to ~80% of these questions.
     """
-    return [_presence(row, b, rng, explain) for b in rng.sample(BIOMARKERS, min(count, len(BIOMARKERS)))]
+    drawn = rng.sample(BIOMARKERS, min(count, len(BIOMARKERS)))
+    balance = float((options or {}).get("presence_balance", 0) or 0)
+    if not 0 <= balance <= 1:
+        raise ValueError(f"options.presence_balance must be between 0 and 1, got {balance}")
+    if balance:
+        found, prevalence = set(present(row)), (options or {}).get("prevalence") or {}
+        drawn = [b for b in drawn if b in found or rng.random() < _keep_absent(prevalence.get(b), balance)]
+    return [_presence(row, b, rng, explain) for b in drawn]
+
+
+def _keep_absent(prevalence: float | None, balance: float) -> float:
+    """Probability of asking about an absent finding of this prevalence (see `_presence_questions`)."""
+    if prevalence is None or not 0 < prevalence < 0.5:
+        return 1.0
+    return (prevalence / (1 - prevalence)) ** balance
 
 
 def _presence_count(options: Mapping[str, Any], default: int) -> int:
@@ -116,7 +137,7 @@ def _tabular(row, rng, options) -> list[QA]:
                            "the disease group of this eye?"]), f"{upper_first(group_text)}."),
            _qa(rng.choice(["Which biomarkers are present?", "List the findings tagged for this scan."]),
                f"{upper_first(join(found))}." if found else "No biomarkers are tagged.")]
-    qas += _presence_questions(row, rng, _presence_count(options, 2), explain=False)
+    qas += _presence_questions(row, rng, _presence_count(options, 2), explain=False, options=options)
     qas.append(_qa(rng.choice(["Which eye was scanned?", "Is this the left or the right eye?"]),
                    rng.choice(["The {e} eye.", "This is a {e} eye."]).format(e=row["eye"])))
     if _given(row, "age"):
@@ -133,7 +154,7 @@ def _tabular(row, rng, options) -> list[QA]:
 
 
 def _biomarkers(row, rng, options) -> list[QA]:
-    qas = _presence_questions(row, rng, 6, explain=True)
+    qas = _presence_questions(row, rng, 6, explain=True, options=options)
     for biomarker in present(row):
         qas += _attribute_qas(row, biomarker, rng)[:1]
     return qas
@@ -143,7 +164,7 @@ def _specific(row, rng, options) -> list[QA]:
     # Presence questions first: `build_qa` keeps the first pairs, and the attribute questions'
     # count grows with the findings, so presence questions placed after them were cut more often
     # on diseased scans than on healthy ones.
-    qas = _presence_questions(row, rng, _presence_count(options, 3), explain=False)
+    qas = _presence_questions(row, rng, _presence_count(options, 3), explain=False, options=options)
     fluid = [b for b in ("srf", "irf") if b in present(row)]
     qas.append(_qa("Is there any retinal fluid?", f"Yes, there is {join([name(b) for b in fluid])}."
                    if fluid else "No, there is no subretinal or intraretinal fluid."))
@@ -156,7 +177,7 @@ def _description(row, rng, options) -> list[QA]:
     found = present(row)
     qas.append(_qa("What is the most notable finding?", upper_first(describe(row, found[-1], rng)) + "."
                    if found else "Nothing abnormal: the retina looks normal."))
-    return qas + _presence_questions(row, rng, 3, explain=False)
+    return qas + _presence_questions(row, rng, 3, explain=False, options=options)
 
 
 def _stage_reason(row: Mapping[str, Any], stage: str, rng: random.Random) -> str:
@@ -173,7 +194,7 @@ def _staging_intro(row, rng, options) -> list[QA]:
                f"{upper_first(stage_name(stage))}. By the guidelines: {guideline}"),
            _qa("Which findings determine the stage of this scan?",
                f"{upper_first(_stage_reason(row, stage, rng))}.")]
-    return qas + _presence_questions(row, rng, 2, explain=True)
+    return qas + _presence_questions(row, rng, 2, explain=True, options=options)
 
 
 def _why_not(row, stage: str, rng: random.Random) -> str:
