@@ -1,7 +1,8 @@
 """Mean and spread over training seeds: what `make seeds` reports instead of one lucky run.
 
 Reads `<seeds_dir>/seed_<s>/closed_ended_<group>/metrics.json` (and `open_ended*/metrics.json`, whose
-tasks become `report_<task>`) of every finished seed and writes
+tasks become `report_<task>`) of every finished seed, counts per model the biomarkers whose macro-F1
+beats the majority class with non-overlapping CIs (task `biomarkers`, metric `above_majority`), and writes
 `seed_summary.csv` (one row per model, task and metric: mean, standard deviation, min, max,
 number of seeds) and `seed_summary.md` beside them.
 """
@@ -41,6 +42,8 @@ def collect_seed_metrics(seeds_dir: str | Path) -> pd.DataFrame:
         for result in metrics["results"]:
             rows += [{"seed": seed, "split": split, "model": result["model"], "task": prefix + result["task"],
                       "metric": name, "value": result["metrics"][name]["value"]} for name in names]
+        if not reports:
+            rows += _biomarkers_above_majority(metrics, seed, split)
         for model, tasks in (metrics.get("grounding") or {}).items():
             rows += [{"seed": seed, "split": split, "model": model, "task": task, "metric": "grounding_gap",
                       "value": g["gap"]}
@@ -48,6 +51,22 @@ def collect_seed_metrics(seeds_dir: str | Path) -> pd.DataFrame:
     if not rows:
         raise FileNotFoundError(f"no seed_*/closed_ended_*/metrics.json under {seeds_dir}; run `make seeds` first")
     return pd.DataFrame(rows)
+
+
+def _biomarkers_above_majority(metrics: dict, seed: str, split: str | None) -> list[dict]:
+    """Per model of a biomarker run: on how many biomarkers its macro-F1 beats the majority class's
+    with non-overlapping 95% CIs (the issue's bar: at least 8 of 10 on every seed)."""
+    results = [r for r in metrics["results"] if r["task"].startswith("biomarker_")]
+    majority = {r["task"]: r["metrics"]["macro_f1"] for r in results if r["model"] == "majority_class"}
+    if not majority:
+        return []
+    counts: dict[str, int] = {}
+    for r in results:
+        if r["model"] != "majority_class" and r["task"] in majority:
+            above = r["metrics"]["macro_f1"]["ci_low"] > majority[r["task"]]["ci_high"]
+            counts[r["model"]] = counts.get(r["model"], 0) + int(above)
+    return [{"seed": seed, "split": split, "model": model, "task": "biomarkers", "metric": "above_majority",
+             "value": count} for model, count in counts.items()]
 
 
 def _evaluated_split(run_dir: Path) -> str | None:

@@ -67,6 +67,18 @@ def test_seed_summary_gives_mean_and_spread(tmp_path):
         (tmp_path / "seed_summary.md").read_text()
 
 
+def test_seed_summary_counts_biomarkers_above_the_majority_class(tmp_path):
+    # Non-overlapping CIs count: drusen (0.60-0.70 vs 0.40-0.50) yes, srf (0.50-0.60 vs 0.45-0.55) no.
+    for seed, srf in (("0", 0.55), ("1", 0.70)):
+        _write(tmp_path / f"seed_{seed}" / "closed_ended_biomarkers", {"tasks": ["biomarker_drusen", "biomarker_srf"], "results": [
+            _result("specialist_v5_192px", "biomarker_drusen", 0.7, 0.65), _result("majority_class", "biomarker_drusen", 0.5, 0.45),
+            _result("specialist_v5_192px", "biomarker_srf", 0.8, srf), _result("majority_class", "biomarker_srf", 0.9, 0.5)]})
+    summary = summarise_seeds(tmp_path).set_index(["model", "task", "metric"])
+    row = summary.loc[("specialist_v5_192px", "biomarkers", "above_majority")]
+    assert (row["min"], row["max"], row["seeds"]) == (1, 2, 2)
+    assert ("majority_class", "biomarkers", "above_majority") not in summary.index
+
+
 def test_seed_summary_reads_reports_of_open_ended_runs(tmp_path):
     for seed, (accuracy, invalid) in (("0", (0.6, 0.1)), ("1", (0.7, 0.3))):
         _write(tmp_path / f"seed_{seed}" / "closed_ended_referral", {"tasks": ["referral"], "results": [
