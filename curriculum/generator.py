@@ -135,7 +135,7 @@ def _records_of(module: ModuleSpec, row: Mapping[str, Any], response: ChatRespon
 def _raw_line(module: ModuleSpec, image_id: str, response: ChatResponse, backend: LLMBackend,
               kept: int, fingerprint: str) -> dict[str, Any]:
     return {"request_key": request_key(image_id, module.name, backend.source, backend.model), "input_hash": fingerprint,
-            "image_id": image_id, "module": module.name,
+            "settings_hash": module.settings_hash(), "image_id": image_id, "module": module.name,
             "source": backend.source, "model": backend.model, "prompt_version": module.prompt_version,
             "finish_reason": response.finish_reason, "text": redact(response.text) if response.text else "",
             "raw": _redacted_payload(response.raw), "prompt_tokens": response.usage.prompt_tokens,
@@ -179,7 +179,8 @@ def generate_module(module: ModuleSpec, table: pd.DataFrame, backend: LLMBackend
     store = CurriculumStore(Path(curriculum_dir) / module.name, max_attempts=max_attempts)
     result = ModuleResult(module=module.name, store=str(store.folder))
     counts = result.counts
-    pending, stale = [], []
+    pending, stale, changed, unrecorded = [], [], [], 0
+    settings_hash = module.settings_hash()
     for _, series in table.iterrows():
         row = _row_dict(series)
         reason = _skip_reason(module, row)
@@ -193,15 +194,27 @@ def generate_module(module: ModuleSpec, table: pd.DataFrame, backend: LLMBackend
                 counts["retried_empty"] += 1
         elif done_hash and done_hash != row_fingerprint(row):
             stale.append(str(row["image_id"]))
+        elif store.settings_of.get(key) not in ("", settings_hash):
+            changed.append(str(row["image_id"]))
         elif store.empty_attempts[key] >= store.max_attempts:
             counts["given_up_empty"] += 1
         else:
             counts["already_done"] += 1
+            unrecorded += store.settings_of.get(key) == ""
     if stale:
         raise GenerationError(
             f"{store.folder} holds records generated from different annotations for {len(stale)} image(s) "
             f"(e.g. {', '.join(stale[:3])}); the table changed since. Move or delete that folder, or set "
             "paths.curriculum_dir to a new folder, and run again.")
+    if changed:
+        raise GenerationError(
+            f"{store.folder} holds records generated with other settings of module {module.name} for "
+            f"{len(changed)} image(s) (e.g. {', '.join(changed[:3])}): {_settings_change(store, module)}. "
+            "Move or delete that folder, or set paths.curriculum_dir to a new folder, and run again.")
+    if unrecorded:
+        logger.warning("module %s: %d image(s) in %s were generated before stores recorded their module's "
+                       "settings; if its options, prompt or prompt_version changed since, delete that folder and "
+                       "run again", module.name, unrecorded, store.folder)
     logger.info("module %s: %d images to ask, %d already done", module.name, len(pending), counts["already_done"])
     describe_store(module, store, backend, pending, counts)
     options = _request_options(module, table)
@@ -215,6 +228,37 @@ def generate_module(module: ModuleSpec, table: pd.DataFrame, backend: LLMBackend
     result.records_in_store = len(store.record_ids)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _settings_change(store: CurriculumStore, module: ModuleSpec) -> str:
+    """What differs between the settings that wrote a store and `module`'s, e.g.
+    "options.conclusion: False -> True" (or "settings not recorded" for an unknown hash)."""
+    now = _flatten(module.settings())
+    before_hashes = {h for h in store.settings_of.values() if h and h != module.settings_hash()}
+    changes = []
+    for before_hash in sorted(before_hashes):
+        if before_hash not in store.known_settings:
+            changes.append("settings not recorded")
+            continue
+        before = _flatten(store.known_settings[before_hash])
+        changes += [f"{k}: {_short(before.get(k))} -> {_short(now.get(k))}"
+                    for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
+    return "; ".join(dict.fromkeys(changes)) or "settings differ"
+
+
+def _flatten(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in settings.items():
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _short(value: Any) -> str:
+    text = "(unset)" if value is None else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def describe_store(module: ModuleSpec, store: CurriculumStore, backend: LLMBackend, pending: list,
@@ -255,6 +299,7 @@ def _commit_batch(module: ModuleSpec, batch: list[dict[str, Any]], responses: li
         records += kept
         raw_lines.append(_raw_line(module, str(row["image_id"]), response, backend, len(kept),
                                    row_fingerprint(row)))
+    store.remember_settings(module.settings_hash(), module.settings())
     counts["records_written"] += store.commit(records, raw_lines)
     if failures and len(failures) == len(batch):
         raise GenerationError(f"module {module.name}: all {len(batch)} requests of a batch failed after retries "

@@ -10,6 +10,7 @@ checked when the modules load, before any request is sent.
 from __future__ import annotations
 
 import hashlib
+import json
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,6 +45,16 @@ class ModuleSpec:
     output_format: Mapping[str, str]
     requires_stated_stage: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
+
+    def settings(self) -> dict[str, Any]:
+        """Everything besides the image's row that decides what this module's requests yield (its
+        store records which settings wrote it, so a changed option is not mixed with old records)."""
+        fields = {k: v for k, v in vars(self).items() if k != "name"}
+        return json.loads(json.dumps(fields, sort_keys=True, default=str))
+
+    def settings_hash(self) -> str:
+        """A short hash of `settings()`."""
+        return hashlib.sha1(json.dumps(self.settings(), sort_keys=True).encode()).hexdigest()[:16]
 
     def render(self, context: Mapping[str, Any], structured: bool) -> list[dict[str, str]]:
         """Chat messages for one image.

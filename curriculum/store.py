@@ -25,6 +25,8 @@ from dataset.qa_records import RECORDS_FILE, QARecord, append_records, iter_reco
 logger = logging.getLogger(__name__)
 
 RAW_FILE = "raw_responses.jsonl"
+#: module settings (hash -> settings) of the requests in `raw_responses.jsonl` (`settings_hash`)
+SETTINGS_FILE = "module_settings.json"
 _LOCATION_COLUMNS = {"image_file", "image_path", "mask_path"}
 
 
@@ -67,8 +69,13 @@ class CurriculumStore:
         self.done: dict[str, str] = {}
         #: request key -> responses that kept no record (for requests not yet done)
         self.empty_attempts: Counter[str] = Counter()
+        #: request key -> hash of the module settings it was generated with ("" if not recorded)
+        self.settings_of: dict[str, str] = {}
         #: (source, model) -> raw responses on disk, to say whose records a store holds
         self.responses_by_backend: Counter[tuple[str, str]] = Counter()
+        self.settings_path = self.folder / SETTINGS_FILE
+        self.known_settings: dict[str, Any] = (json.loads(self.settings_path.read_text())
+                                               if self.settings_path.exists() else {})
         for line in _iter_jsonl(self.raw_path):
             if "request_key" in line:
                 self._note(line)
@@ -106,6 +113,17 @@ class CurriculumStore:
             if self.empty_attempts[key] < self.max_attempts:
                 return
         self.done[key] = line.get("input_hash", "")
+        self.settings_of[key] = str(line.get("settings_hash", ""))
+
+    def remember_settings(self, settings_hash: str, settings: dict[str, Any]) -> None:
+        """Keep the settings behind `settings_hash` beside the store (atomically), so a later run
+        with other settings can say what changed."""
+        if self.known_settings.get(settings_hash) == settings:
+            return
+        self.known_settings[settings_hash] = settings
+        partial = self.settings_path.with_suffix(".json.partial")
+        partial.write_text(json.dumps(self.known_settings, indent=1, sort_keys=True))
+        os.replace(partial, self.settings_path)
 
     def records(self) -> list[QARecord]:
         """Every unique record on disk."""

@@ -282,6 +282,32 @@ def test_a_changed_table_is_not_mixed_into_an_old_store(tmp_path, table):
         _run("generate_curriculum_part1", tmp_path, table)
 
 
+def test_changed_module_settings_are_not_mixed_into_an_old_store(tmp_path, table, caplog):
+    """A store remembers the module settings that wrote it: the same settings resume, other ones
+    (an option, the prompt, its version) are refused with what changed, never silently mixed."""
+    module = ("dataset/task=specialist_annotate", "dataset/task/curriculum=7_report_writing")
+    first, cfg = _run("generate_curriculum_part2", tmp_path, table, *module)
+    store = tmp_path / "outputs" / "curriculum" / "7_report_writing"
+    assert first["records_written"] > 0
+    again, _ = _run("generate_curriculum_part2", tmp_path, table, *module)
+    assert again["records_written"] == 0 and again["counts"]["already_done"] > 0
+    with pytest.raises(GenerationError, match=r"other settings of module 7_report_writing .*"
+                                              r"options\.conclusion: \(unset\) -> True"):
+        _run("generate_curriculum_part2", tmp_path, table, *module, "++dataset.task.curriculum.options.conclusion=true")
+    with pytest.raises(GenerationError, match=r"prompt_version: 'report-writing-v\d+' -> 'x'"):
+        _run("generate_curriculum_part2", tmp_path, table, *module, "dataset.task.curriculum.prompt_version=x")
+    lines = (store / "raw_responses.jsonl").read_text().splitlines()
+    assert len(lines) == first["counts"]["requests"]  # the refused runs wrote nothing
+
+    # A store written before settings were recorded: kept, with a warning to delete it if they changed.
+    old = [json.dumps({k: v for k, v in json.loads(line).items() if k != "settings_hash"}) for line in lines]
+    (store / "raw_responses.jsonl").write_text("\n".join(old) + "\n")
+    caplog.set_level("WARNING")
+    summary, _ = _run("generate_curriculum_part2", tmp_path, table, *module, "++dataset.task.curriculum.options.conclusion=true")
+    assert summary["records_written"] == 0
+    assert "before stores recorded their module's settings" in caplog.text
+
+
 def test_a_second_backend_in_the_same_folder_is_not_skipped():
     from curriculum.store import request_key
 
