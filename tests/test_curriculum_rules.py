@@ -292,8 +292,8 @@ def test_changed_module_settings_are_not_mixed_into_an_old_store(tmp_path, table
     again, _ = _run("generate_curriculum_part2", tmp_path, table, *module)
     assert again["records_written"] == 0 and again["counts"]["already_done"] > 0
     with pytest.raises(GenerationError, match=r"other settings of module 7_report_writing .*"
-                                              r"options\.conclusion: \(unset\) -> True"):
-        _run("generate_curriculum_part2", tmp_path, table, *module, "++dataset.task.curriculum.options.conclusion=true")
+                                              r"options\.conclusion: True -> False"):
+        _run("generate_curriculum_part2", tmp_path, table, *module, "dataset.task.curriculum.options.conclusion=false")
     with pytest.raises(GenerationError, match=r"prompt_version: 'report-writing-v\d+' -> 'x'"):
         _run("generate_curriculum_part2", tmp_path, table, *module, "dataset.task.curriculum.prompt_version=x")
     lines = (store / "raw_responses.jsonl").read_text().splitlines()
@@ -303,7 +303,7 @@ def test_changed_module_settings_are_not_mixed_into_an_old_store(tmp_path, table
     old = [json.dumps({k: v for k, v in json.loads(line).items() if k != "settings_hash"}) for line in lines]
     (store / "raw_responses.jsonl").write_text("\n".join(old) + "\n")
     caplog.set_level("WARNING")
-    summary, _ = _run("generate_curriculum_part2", tmp_path, table, *module, "++dataset.task.curriculum.options.conclusion=true")
+    summary, _ = _run("generate_curriculum_part2", tmp_path, table, *module, "dataset.task.curriculum.options.conclusion=false")
     assert summary["records_written"] == 0
     assert "before stores recorded their module's settings" in caplog.text
 
