@@ -108,7 +108,10 @@ def run_visual_language_gradcam(cfg: DictConfig) -> dict[str, Any]:
         if sanity_images > 0 else None
     context = {"processor": processor, "question": task.question, "vocabulary": vocabulary,
                "include_negated": bool(task.include_negated)}
-    style = OverlayStyle(**{k: v for k, v in OmegaConf.to_container(settings.overlay).items() if k != "save"})
+    style = OverlayStyle(**{k: v for k, v in OmegaConf.to_container(settings.overlay).items()
+                            if k not in ("save", "max_images")})
+    figures_for = settings.overlay.get("max_images")
+    figures_for = len(rows) if figures_for is None else int(figures_for)
     tolerance = int(settings.localisation.pointing_tolerance_px)
     sanity = {"similarities": [], "model_rows": [], "randomised_rows": []}
 
@@ -121,7 +124,7 @@ def run_visual_language_gradcam(cfg: DictConfig) -> dict[str, Any]:
         attribution_seconds += explanation.seconds
         phrase_count += len(explanation.phrases)
         save_explanation(run_dir / "images" / safe_file_name(image_id), explanation, view_array, style, masks,
-                         bool(settings.overlay.save))
+                         bool(settings.overlay.save) and i < figures_for)
         rows_here = score_explanation(explanation, masks, view_array.shape[:2], tolerance)
         score_rows.extend(rows_here)
         records.append({"image_id": image_id, "folder": f"images/{safe_file_name(image_id)}", "report": report,

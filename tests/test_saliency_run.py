@@ -85,6 +85,18 @@ def test_run_generates_reports_when_asked(tmp_path, saved_model):
     assert (folder / "maps.npz").is_file() and not (folder / "composite.png").exists()
 
 
+def test_figures_only_for_the_first_images_but_maps_and_scores_for_all(tmp_path, saved_model):
+    cfg = _config(tmp_path, saved_model, "dataset.task.report_source=annotation", "dataset.task.max_images=2",
+                  "saliency.overlay.max_images=1", "saliency.sanity_check_images=0")
+    result = run_visual_language_gradcam(cfg)
+    records = [json.loads(line) for line in (tmp_path / "run" / "reports.jsonl").read_text().splitlines()]
+    folders = [tmp_path / "run" / "images" / r["image_id"] for r in records]
+    assert result["images"] == 2 and all((f / "maps.npz").is_file() for f in folders)
+    assert [(f / "composite.png").exists() for f in folders] == [True, False]
+    scored = pd.read_csv(tmp_path / "run" / "localisation_scores.csv")
+    assert set(scored["image_id"]) == {r["image_id"] for r in records}
+
+
 def test_api_models_are_refused_with_the_fix(tmp_path, saved_model):
     cfg = _config(tmp_path, saved_model, "pretrained_models=gpt-4o")
     with pytest.raises(ValueError, match="needs a local model"):
