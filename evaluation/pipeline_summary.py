@@ -18,7 +18,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-from evaluation.scoring import CALIBRATED_SUFFIX, MAJORITY
+from evaluation.scoring import CALIBRATED_SUFFIX, MAJORITY, biomarkers_above_majority
 
 CLOSED_ENDED_STEPS = ("closed_ended_staging", "closed_ended_referral", "closed_ended_biomarkers")
 
@@ -55,6 +55,18 @@ def closed_ended_rows(metrics: Mapping[str, Any], specialist: str, base: str) ->
                     f"{_accuracy_and_f1(results, base, task, ci=False)} | {_accuracy_and_f1(results, specialist, task)} | "
                     f"{_accuracy_and_f1(results, specialist + CALIBRATED_SUFFIX, task)} | {gap} |")
     return rows
+
+
+def biomarker_lines(metrics: Mapping[str, Any] | None, specialist: str, base: str) -> list[str]:
+    """How many biomarkers each model's raw macro-F1 beats the majority class on (non-overlapping CIs)."""
+    if not metrics:
+        return []
+    above = biomarkers_above_majority(metrics.get("results", []))
+    total = sum(1 for t in metrics.get("tasks", []) if t.startswith("biomarker_"))
+    parts = [f"{label} {len(above[m])} of {total}" + (f" ({', '.join(t.removeprefix('biomarker_') for t in above[m])})"
+                                                     if above[m] else "")
+             for label, m in (("specialist", specialist), ("part-1 model", base)) if m in above]
+    return ["", "Biomarkers whose raw macro-F1 beats the majority class with non-overlapping CIs: " + "; ".join(parts) + "."]
 
 
 def report_rows(metrics: Mapping[str, Any] | None, model: str, source: str, tasks: tuple[str, ...]) -> list[str]:
@@ -113,6 +125,7 @@ def write_pipeline_summary(pipeline_dir: str | Path, specialist: str = "speciali
     for step in CLOSED_ENDED_STEPS:
         metrics = _load(pipeline_dir / step / "metrics.json")
         lines += closed_ended_rows(metrics, specialist, base) if metrics else [f"| {step} | not run | | | | |"]
+    lines += biomarker_lines(_load(pipeline_dir / "closed_ended_biomarkers" / "metrics.json"), specialist, base)
     lines += ["", "## Stage and referral read from the specialist's reports", "",
               "| source | accuracy | unparseable | majority class |", "|---|---|---|---|"]
     for step, source, tasks in (("two_step_staging", "two-step protocol", ("staging",)),

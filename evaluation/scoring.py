@@ -89,3 +89,16 @@ def score_all(rows: pd.DataFrame, tasks: Sequence[Task], n_resamples: int = 1000
         for comparison, p in zip(comparisons, adjusted):
             comparison["p_holm_all_tasks"] = float(p)
     return results, comparisons
+
+
+def biomarkers_above_majority(results: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
+    """Per model (the majority class aside), the biomarker tasks whose macro-F1 beats the majority
+    class's with non-overlapping 95% CIs, from a run's `metrics.json` results."""
+    majority = {r["task"]: r["metrics"]["macro_f1"] for r in results
+                if r["model"] == MAJORITY and r["task"].startswith("biomarker_")}
+    above: dict[str, list[str]] = {}
+    for r in results:
+        if r["model"] != MAJORITY and r["task"] in majority:
+            beats = r["metrics"]["macro_f1"]["ci_low"] > majority[r["task"]]["ci_high"]
+            above.setdefault(r["model"], []).extend([r["task"]] if beats else [])
+    return above

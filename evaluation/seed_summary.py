@@ -17,6 +17,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from dataset.runtime import RESOLVED_CONFIG
+from evaluation.scoring import biomarkers_above_majority
 
 logger = logging.getLogger(__name__)
 
@@ -56,17 +57,8 @@ def collect_seed_metrics(seeds_dir: str | Path) -> pd.DataFrame:
 def _biomarkers_above_majority(metrics: dict, seed: str, split: str | None) -> list[dict]:
     """Per model of a biomarker run: on how many biomarkers its macro-F1 beats the majority class's
     with non-overlapping 95% CIs (the issue's bar: at least 8 of 10 on every seed)."""
-    results = [r for r in metrics["results"] if r["task"].startswith("biomarker_")]
-    majority = {r["task"]: r["metrics"]["macro_f1"] for r in results if r["model"] == "majority_class"}
-    if not majority:
-        return []
-    counts: dict[str, int] = {}
-    for r in results:
-        if r["model"] != "majority_class" and r["task"] in majority:
-            above = r["metrics"]["macro_f1"]["ci_low"] > majority[r["task"]]["ci_high"]
-            counts[r["model"]] = counts.get(r["model"], 0) + int(above)
     return [{"seed": seed, "split": split, "model": model, "task": "biomarkers", "metric": "above_majority",
-             "value": count} for model, count in counts.items()]
+             "value": len(tasks)} for model, tasks in biomarkers_above_majority(metrics["results"]).items()]
 
 
 def _evaluated_split(run_dir: Path) -> str | None:

@@ -54,6 +54,16 @@ def test_pipeline_summary_reports_every_step_and_says_what_did_not_run(tmp_path)
     assert "| train_part_2 | 412 |" in text
 
 
+def test_pipeline_summary_counts_biomarkers_above_the_majority_class(tmp_path):
+    pipe = tmp_path / "pipeline"
+    _write(pipe / "closed_ended_biomarkers", {"tasks": ["biomarker_drusen", "biomarker_srf"], "results": [
+        _result("specialist_v5_192px", "biomarker_drusen", 0.7, 0.65), _result("majority_class", "biomarker_drusen", 0.5, 0.45),
+        _result("specialist_v5_192px", "biomarker_srf", 0.8, 0.55), _result("majority_class", "biomarker_srf", 0.9, 0.5),
+        _result("retinavlm_base_192px", "biomarker_drusen", 0.5, 0.45), _result("retinavlm_base_192px", "biomarker_srf", 0.9, 0.5)]})
+    text = write_pipeline_summary(pipe).read_text()
+    assert "beats the majority class with non-overlapping CIs: specialist 1 of 2 (drusen); part-1 model 0 of 2." in text
+
+
 def test_seed_summary_gives_mean_and_spread(tmp_path):
     for seed, accuracy in (("0", 0.70), ("1", 0.74), ("2", 0.72)):
         _write(tmp_path / f"seed_{seed}" / "closed_ended_staging", {"tasks": ["staging"], "results": [
