@@ -16,9 +16,10 @@ from typing import Any
 
 from PIL import Image
 
+from evaluation.answer_cache import answer_key
 from evaluation.parser import parse_answer
 from evaluation.tasks import Task
-from evaluation.vision_models import VisionAnswerer
+from evaluation.vision_models import VisionAnswerer, image_png
 
 logger = logging.getLogger(__name__)
 ANSWER_MODES = ("two_step", "direct", "likelihood")
@@ -38,17 +39,30 @@ class Answer:
 
 @dataclass
 class ReportCache:
-    """Reports written in step one of `two_step`, reused by every task of the same model."""
+    """Reports written in step one of `two_step`, reused by every task of the same model, and by
+    later runs when the model keeps them on disk (`LocalVisionModel.report_cache`: greedy reports
+    of the same weights, image and question, keyed by `local_model_identity`)."""
 
     reports: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def get_or_write(self, answerer: VisionAnswerer, image_ids: Sequence[str], images: Sequence[Image.Image],
                      question: str) -> list[str]:
+        disk, identity = getattr(answerer, "report_cache", None), getattr(answerer, "identity", None)
+        keys = [answer_key("local", identity, image_png(image), question, {}) if disk is not None and identity
+                else None for image in images]
+        for image_id, key in zip(image_ids, keys):
+            found = disk.get(key) if key else None
+            if found is not None:
+                self.reports.setdefault((answerer.name, image_id), found)
         missing = [i for i, image_id in enumerate(image_ids) if (answerer.name, image_id) not in self.reports]
+        if len(missing) < len(image_ids):
+            logger.info("%s: %d of %d reports reused", answerer.name, len(image_ids) - len(missing), len(image_ids))
         if missing:
             written = answerer.generate([images[i] for i in missing], [question] * len(missing))
             for i, report in zip(missing, written):
                 self.reports[(answerer.name, image_ids[i])] = report
+                if keys[i]:
+                    disk.put(keys[i], report, model=answerer.name, image_id=image_ids[i], prompt=question)
         return [self.reports[(answerer.name, image_id)] for image_id in image_ids]
 
 

@@ -9,6 +9,7 @@ trained specialist, LLaVA-Med conversions) support both; OpenAI-compatible visio
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import logging
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,9 @@ from evaluation.answer_cache import CACHE_FOLDER, AnswerCache, answer_key
 from models.registry import ResolvedModel, open_model, resolve_model
 
 logger = logging.getLogger(__name__)
+
+#: `<paths.output_dir>/report_cache/<model>.jsonl`: reports of local models, reused by later runs
+REPORT_CACHE_FOLDER = "report_cache"
 
 
 @runtime_checkable
@@ -54,8 +58,13 @@ class LocalVisionModel:
     supports_likelihood = True
 
     def __init__(self, name: str, model, processor, batch_size: int = 8, max_new_tokens: int = 128,
-                 score_batch_size: int = 32, option_score: str = "sum"):
+                 score_batch_size: int = 32, option_score: str = "sum", identity: str | None = None,
+                 report_cache: AnswerCache | None = None):
         self.name = name
+        #: what this model's greedy text depends on (`local_model_identity`), with its settings
+        self.identity = identity
+        #: reports written by this exact model before (`evaluation.answer_modes.ReportCache`)
+        self.report_cache = report_cache
         self.model, self.processor = model, processor
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
@@ -79,6 +88,38 @@ class LocalVisionModel:
 
     def close(self) -> None:
         self.model = self.processor = None
+
+
+def local_model_identity(path: Path, max_new_tokens: int) -> str:
+    """A key for the greedy text a local model folder writes: its config, each weight file's name,
+    size and modification time (rewritten weights get a new one), and the token limit. Cheap for
+    a 16 GB folder as for a 16 MB one; copying a folder without keeping times only costs a miss."""
+    from models.model_files import weight_files
+
+    digest = hashlib.sha256()
+    config = path / "config.json"
+    digest.update(config.read_bytes() if config.is_file() else b"")
+    for weights in weight_files(path):
+        stat = weights.stat()
+        digest.update(f"\x1f{weights.name}\x1f{stat.st_size}\x1f{stat.st_mtime_ns}".encode())
+    digest.update(f"\x1fmax_new_tokens={max_new_tokens}".encode())
+    return digest.hexdigest()
+
+
+def _report_cache(name: str, paths_cfg: Mapping[str, Any] | None, generation_cfg: Mapping[str, Any]) -> AnswerCache | None:
+    """The local models' report cache: `report_cache_dir` of the generation settings, else
+    `<paths.output_dir>/report_cache`; `report_cache_dir: false` (or no paths) turns it off."""
+    folder = generation_cfg.get("report_cache_dir")
+    if folder is False or str(folder).lower() == "false":
+        return None
+    if not folder:
+        output_dir = paths_cfg.get("output_dir") if paths_cfg is not None else None
+        if not output_dir:
+            return None
+        folder = Path(str(output_dir)) / REPORT_CACHE_FOLDER
+    from dataset.naming import safe_file_name
+
+    return AnswerCache(Path(str(folder)) / f"{safe_file_name(name)}.jsonl")
 
 
 def image_png(image: Image.Image) -> bytes:
@@ -215,7 +256,9 @@ def build_answerer(entry_cfg: Mapping[str, Any], paths_cfg: Mapping[str, Any] | 
                                                                     ("option_score", str)) if key in generation_cfg}
         model, processor = open_model(resolved, device=generation_cfg["device"])
         return LocalVisionModel(resolved.name, model, processor, batch_size=batch_size,
-                                max_new_tokens=max_new_tokens, **scoring)
+                                max_new_tokens=max_new_tokens, **scoring,
+                                identity=local_model_identity(Path(resolved.path), max_new_tokens),
+                                report_cache=_report_cache(resolved.name, paths_cfg, generation_cfg))
     if resolved.kind == "openai":
         options = resolved.options
         return OpenAIVisionModel(resolved.name, model=str(options.get("model")),

@@ -90,6 +90,37 @@ def test_referral_two_step_and_biomarkers(setup):
     assert (out["run_dir"] / "figures" / "biomarker_radar.png").is_file()
 
 
+def test_two_step_reports_are_written_once_per_model_weights(setup, caplog):
+    """Step one's reports are kept on disk: referral after staging reuses them; with the cache off
+    nothing is kept; rewritten weights write new ones."""
+    import os
+
+    tmp_path, overrides = setup
+    two_step = overrides + ["evaluation.answer_mode=two_step", "evaluation.generation.max_new_tokens=8",
+                            "evaluation.max_images=3"]
+    runs = iter(range(10))
+
+    def reports(task, *extra):
+        out = _run(tmp_path, two_step + [f"dataset/task=closed_ended_specialist_{task}",
+                                         f"run_dir={tmp_path / f'run{next(runs)}'}", *extra])
+        return [json.loads(x)["report"] for x in (out["run_dir"] / "predictions.jsonl").read_text().splitlines()]
+
+    caplog.set_level("INFO")
+    staging = reports("staging")
+    cache = tmp_path / "outputs" / "report_cache" / "specialist_v5_192px.jsonl"
+    assert len(cache.read_text().splitlines()) == 3 and "reports reused" not in caplog.text
+    caplog.clear()
+    assert reports("referral") == staging and "3 of 3 reports reused" in caplog.text
+    caplog.clear()
+    reports("referral", "evaluation.generation.report_cache_dir=false")
+    assert "reused" not in caplog.text and len(cache.read_text().splitlines()) == 3
+    weights = tmp_path / "models" / "specialist_v5_192px" / "model.safetensors"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    caplog.clear()
+    reports("referral")
+    assert "reused" not in caplog.text and len(cache.read_text().splitlines()) == 6
+
+
 def test_calibrating_on_the_evaluated_split_is_refused(setup):
     tmp_path, overrides = setup
     with pytest.raises(ValueError, match="leaks their labels"):
