@@ -54,7 +54,7 @@ class AnswerCache:
                 except (ValueError, KeyError, TypeError):
                     logger.warning("%s, line %d: not a cached answer; ignored", self.path, number)
         if self.answers:
-            logger.info("%d cached API answers in %s", len(self.answers), self.path)
+            logger.info("%d cached answers in %s", len(self.answers), self.path)
 
     def get(self, key: str) -> str | None:
         """The cached answer for `key`, or None."""

@@ -106,22 +106,6 @@ def local_model_identity(path: Path, max_new_tokens: int) -> str:
     return digest.hexdigest()
 
 
-def _report_cache(name: str, paths_cfg: Mapping[str, Any] | None, generation_cfg: Mapping[str, Any]) -> AnswerCache | None:
-    """The local models' report cache: `report_cache_dir` of the generation settings, else
-    `<paths.output_dir>/report_cache`; `report_cache_dir: false` (or no paths) turns it off."""
-    folder = generation_cfg.get("report_cache_dir")
-    if folder is False or str(folder).lower() == "false":
-        return None
-    if not folder:
-        output_dir = paths_cfg.get("output_dir") if paths_cfg is not None else None
-        if not output_dir:
-            return None
-        folder = Path(str(output_dir)) / REPORT_CACHE_FOLDER
-    from dataset.naming import safe_file_name
-
-    return AnswerCache(Path(str(folder)) / f"{safe_file_name(name)}.jsonl")
-
-
 def image_png(image: Image.Image) -> bytes:
     """The image as RGB PNG bytes (what is sent, and what the answer cache hashes)."""
     buffer = io.BytesIO()
@@ -216,18 +200,19 @@ class OpenAIVisionModel:
         self.client.close()
 
 
-def _answer_cache(name: str, paths_cfg: Mapping[str, Any] | None,
-                  generation_cfg: Mapping[str, Any]) -> AnswerCache | None:
-    """The API answer cache: `api_cache_dir` of the generation settings, else
-    `<paths.output_dir>/api_answer_cache`; `api_cache_dir: false` (or no paths) turns it off."""
-    folder = generation_cfg.get("api_cache_dir")
+def _answer_cache(name: str, paths_cfg: Mapping[str, Any] | None, generation_cfg: Mapping[str, Any],
+                  setting: str = "api_cache_dir", default_folder: str = CACHE_FOLDER) -> AnswerCache | None:
+    """A model's answer cache: the folder in `setting` of the generation settings (`api_cache_dir`
+    for API answers, `report_cache_dir` for local models' reports), else
+    `<paths.output_dir>/<default_folder>`; `false` (or no paths) turns it off."""
+    folder = generation_cfg.get(setting)
     if folder is False or str(folder).lower() == "false":
         return None
     if not folder:
         output_dir = paths_cfg.get("output_dir") if paths_cfg is not None else None
         if not output_dir:
             return None
-        folder = Path(str(output_dir)) / CACHE_FOLDER
+        folder = Path(str(output_dir)) / default_folder
     from dataset.naming import safe_file_name
 
     return AnswerCache(Path(str(folder)) / f"{safe_file_name(name)}.jsonl")
@@ -258,7 +243,8 @@ def build_answerer(entry_cfg: Mapping[str, Any], paths_cfg: Mapping[str, Any] | 
         return LocalVisionModel(resolved.name, model, processor, batch_size=batch_size,
                                 max_new_tokens=max_new_tokens, **scoring,
                                 identity=local_model_identity(Path(resolved.path), max_new_tokens),
-                                report_cache=_report_cache(resolved.name, paths_cfg, generation_cfg))
+                                report_cache=_answer_cache(resolved.name, paths_cfg, generation_cfg,
+                                                           "report_cache_dir", REPORT_CACHE_FOLDER))
     if resolved.kind == "openai":
         options = resolved.options
         return OpenAIVisionModel(resolved.name, model=str(options.get("model")),
