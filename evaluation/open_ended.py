@@ -18,6 +18,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from dataset.runtime import prepare_run
+from evaluation.answer_modes import ReportCache
 from evaluation.closed_ended import score_and_write
 from evaluation.data import load_evaluation_table, load_model_images
 from evaluation.judge import build_judge
@@ -39,11 +40,12 @@ def report_tasks() -> list[Task]:
     return build_tasks("staging", spec) + build_tasks("referral", spec) + build_tasks("biomarkers", spec)
 
 
-def write_reports(name: str, cfg: DictConfig, images, question: str) -> list[str]:
-    """One report per image from registry model `name`."""
+def write_reports(name: str, cfg: DictConfig, image_ids: list[str], images, question: str) -> list[str]:
+    """One report per image from registry model `name` (a local model's reports already written
+    for the same weights, image, question and token limit, e.g. by a two-step run, are reused)."""
     answerer = build_answerer(load_registry_entry(name, cfg), cfg.paths, cfg.evaluation.generation)
     try:
-        return answerer.generate(images, [question] * len(images))
+        return ReportCache().get_or_write(answerer, image_ids, images, question)
     finally:
         answerer.close()
 
@@ -80,7 +82,8 @@ def run_open_ended_evaluation(cfg: DictConfig) -> dict[str, Any]:
                         str(task_cfg.judge_prompt))
     report_lines, records, judge_failures = [], [], {}
     for name in model_names(cfg):
-        reports = write_reports(name, cfg, images, str(task_cfg.report_question))
+        reports = write_reports(name, cfg, rows["image_id"].astype(str).tolist(), images,
+                                str(task_cfg.report_question))
         extracted = judge.extract(reports, tasks)
         failures = list(getattr(judge, "last_failures", None) or [None] * len(reports))
         judge_failures[name] = sum(f is not None for f in failures)

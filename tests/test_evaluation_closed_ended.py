@@ -111,6 +111,14 @@ def test_two_step_reports_are_written_once_per_model_weights(setup, caplog):
     assert len(cache.read_text().splitlines()) == 3 and "reports reused" not in caplog.text
     caplog.clear()
     assert reports("referral") == staging and "3 of 3 reports reused" in caplog.text
+    # The open-ended run asks the same question of the same images: it reads them too.
+    from evaluation.open_ended import run_open_ended_evaluation
+
+    caplog.clear()
+    opened = run_open_ended_evaluation(compose_config("open_ended_evaluation", tmp_path, overrides + [
+        "evaluation.generation.max_new_tokens=8", "evaluation.max_images=3", f"run_dir={tmp_path / 'open'}"]))
+    written = [json.loads(x)["report"] for x in (opened["run_dir"] / "reports.jsonl").read_text().splitlines()]
+    assert written == staging and "3 of 3 reports reused" in caplog.text
     caplog.clear()
     reports("referral", "evaluation.generation.report_cache_dir=false")
     assert "reused" not in caplog.text and len(cache.read_text().splitlines()) == 3
