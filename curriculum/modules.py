@@ -13,7 +13,8 @@ import hashlib
 import json
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import cached_property
 from typing import Any
 
 from curriculum.rules_qa import BUILDERS
@@ -49,12 +50,16 @@ class ModuleSpec:
     def settings(self) -> dict[str, Any]:
         """Everything besides the image's row that decides what this module's requests yield (its
         store records which settings wrote it, so a changed option is not mixed with old records)."""
-        fields = {k: v for k, v in vars(self).items() if k != "name"}
-        return json.loads(json.dumps(fields, sort_keys=True, default=str))
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"}
+        return json.loads(json.dumps(values, sort_keys=True, default=str))
+
+    @cached_property
+    def _settings_hash(self) -> str:
+        return hashlib.sha1(json.dumps(self.settings(), sort_keys=True).encode()).hexdigest()[:16]
 
     def settings_hash(self) -> str:
-        """A short hash of `settings()`."""
-        return hashlib.sha1(json.dumps(self.settings(), sort_keys=True).encode()).hexdigest()[:16]
+        """A short hash of `settings()` (computed once: every raw response line carries it)."""
+        return self._settings_hash
 
     def render(self, context: Mapping[str, Any], structured: bool) -> list[dict[str, str]]:
         """Chat messages for one image.
