@@ -91,19 +91,12 @@ class LocalVisionModel:
 
 
 def local_model_identity(path: Path, max_new_tokens: int) -> str:
-    """A key for the greedy text a local model folder writes: its config, each weight file's name,
-    size and modification time (rewritten weights get a new one), and the token limit. Cheap for
-    a 16 GB folder as for a 16 MB one; copying a folder without keeping times only costs a miss."""
-    from models.model_files import weight_files
+    """A key for the greedy text a local model folder writes: its weights' identity
+    (`models.model_files.weights_identity`: config, each weight file's name, size and modification
+    time) and the token limit."""
+    from models.model_files import weights_identity
 
-    digest = hashlib.sha256()
-    config = path / "config.json"
-    digest.update(config.read_bytes() if config.is_file() else b"")
-    for weights in weight_files(path):
-        stat = weights.stat()
-        digest.update(f"\x1f{weights.name}\x1f{stat.st_size}\x1f{stat.st_mtime_ns}".encode())
-    digest.update(f"\x1fmax_new_tokens={max_new_tokens}".encode())
-    return digest.hexdigest()
+    return hashlib.sha256(f"{weights_identity(path)}\x1fmax_new_tokens={max_new_tokens}".encode()).hexdigest()
 
 
 def image_png(image: Image.Image) -> bytes:

@@ -74,6 +74,28 @@ def test_two_stages_chain_and_the_specialist_runs_in_a_stock_pipeline(tmp_path):
     assert "ANSWER:'" in done.stdout
 
 
+@pytest.mark.slow
+def test_a_checkpoint_is_not_resumed_over_another_curriculum_or_starting_model(tmp_path):
+    """The resume key covers the data, not only the configuration: after the curriculum store is
+    regenerated (same settings, other records) or the starting model is retrained, training starts
+    afresh instead of restoring the old run's final checkpoint; unchanged inputs resume it."""
+    write_training_data(tmp_path)
+    cfg = training_overrides(tmp_path, ["training.vision_pretraining.steps=1"])
+    first = run_vision_language_pretraining(_compose(cfg))
+    assert first["resumed_from_step"] == 0
+    assert run_vision_language_pretraining(_compose(cfg))["resumed_from_step"] == first["steps"]
+
+    store = tmp_path / "curriculum" / "tabular_annotate_rules" / "records.jsonl"
+    store.write_text(store.read_text().replace("drusen are present", "drusen are seen"))
+    assert run_vision_language_pretraining(_compose(cfg))["resumed_from_step"] == 0
+
+    part_2 = training_overrides(tmp_path, ["pretrained_models=retinavlm_base_192px", *part_2_overrides()])
+    assert run_vision_language_pretraining(_compose(part_2))["resumed_from_step"] == 0
+    assert run_vision_language_pretraining(_compose(part_2))["resumed_from_step"] > 0
+    run_vision_language_pretraining(_compose(training_overrides(tmp_path, ["training.vision_pretraining.steps=2"])))
+    assert run_vision_language_pretraining(_compose(part_2))["resumed_from_step"] == 0
+
+
 def _weights(model_dir: Path) -> dict[str, torch.Tensor]:
     return load_file(str(model_dir / "model.safetensors"))
 

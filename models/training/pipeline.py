@@ -6,6 +6,7 @@ loop; save the model where the registry looks for the task's output; report.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterable
@@ -25,6 +26,7 @@ from dataset.qa_records import read_records
 from dataset.runtime import prepare_run
 from dataset.transforms import build_scan_transform
 from models.model_card import write_training_card
+from models.model_files import IncompleteModelError, weights_identity
 from dataset.errors import ConfigError
 from models.policies import apply_trainable_policy, check_8bit_policy, count_parameters, unwrap_for_saving
 from models.quantization import quantize_vlm_8bit
@@ -113,7 +115,9 @@ def run_vision_language_pretraining(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _fingerprint(cfg) -> str:
-    """Hash of everything that shapes the trained weights (not logging or resume settings)."""
+    """Hash of everything that shapes the trained weights (not logging or resume settings): the
+    configuration, the content of the curriculum stores the task names and the starting model's
+    weights, so a checkpoint is never resumed over a regenerated curriculum or a retrained model."""
     values = {key: OmegaConf.to_container(cfg[key], resolve=True)
               for key in ("model", "training", "pretrained_models")}
     for key in ("resume", "checkpoint_dir", "keep_checkpoints", "log_with", "log_every", "num_workers"):
@@ -123,7 +127,33 @@ def _fingerprint(cfg) -> str:
                      for k in ("vision_encoder", "adapter", "text_decoder")}
     values["task"] = OmegaConf.to_container(cfg.dataset, resolve=True)
     values["seed"] = int(cfg.seed)
+    values["curriculum_data"] = {name: _file_digest(Path(cfg.paths.curriculum_dir) / name / "records.jsonl")
+                                 for name in cfg.dataset.task.curricula}
+    values["starting_weights"] = _starting_weights(cfg)
     return config_fingerprint(values)
+
+
+def _starting_weights(cfg) -> str | None:
+    """`weights_identity` of a local starting model (None for `new`, or a folder that loading
+    will report as missing or incomplete)."""
+    start = resolve_model(cfg.pretrained_models)
+    if start.kind != "local" or not start.path:
+        return None
+    try:
+        return weights_identity(Path(start.path))
+    except (IncompleteModelError, OSError):
+        return None
+
+
+def _file_digest(path: Path) -> str | None:
+    """SHA-1 of a file's bytes (None when it does not exist; loading then names what is missing)."""
+    if not path.is_file():
+        return None
+    digest = hashlib.sha1()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _build_accelerator(train_cfg, run_dir: Path) -> Accelerator:
