@@ -21,7 +21,7 @@ from evaluation.answer_modes import Answer, ReportCache, answer_task, effective_
 from evaluation.calibration import OBJECTIVES, fit_option_biases
 from evaluation.data import load_evaluation_table, load_model_images
 from evaluation.figures import write_figures
-from evaluation.grounding import image_reliance
+from evaluation.grounding import finding_separation, image_reliance
 from evaluation.model_cards import refresh_model_cards
 from evaluation.outputs import PREDICTIONS_FILE, write_jsonl, write_metrics
 from evaluation.scoring import CALIBRATED_SUFFIX, PREDICTION_COLUMNS, majority_predictions, score_all
@@ -217,7 +217,11 @@ def run_closed_ended_evaluation(cfg: DictConfig) -> dict[str, Any]:
                              "objective": calibration.objective,
                              "option_biases": biases,
                              "models": [n + CALIBRATED_SUFFIX for n in biases]} if calibration is not None else None,
-             "grounding": grounding}
+             "grounding": grounding, "finding_separation": finding_separation(
+                 [r for r in records if not str(r["model"]).endswith(CALIBRATED_SUFFIX)])}
+    for name, separation in extra["finding_separation"].items():
+        logger.info("%s: presence margins correlate %.3f between biomarkers (labels %.3f)", name,
+                    separation["margin_correlation"] or float("nan"), separation["label_correlation"] or float("nan"))
     output = score_and_write(run_dir, records + baseline, tasks, cfg, extra)
     refresh_model_cards(cfg, names, output, extra)  # each evaluated model folder's README.md
     return output

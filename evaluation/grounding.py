@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation.answer_modes import Answer
-from evaluation.tasks import Task
+from evaluation.tasks import ABSENT, PRESENT, Task
 from models.training.grounding import swapped_order
 
 
@@ -72,3 +72,52 @@ def image_reliance(task: Task, rows: pd.DataFrame, answers: Sequence[Answer], ma
             "gap": float(swapped_loss.mean() - own_loss.mean()),
             "accuracy": float((own.argmax(1) == truth).mean()),
             "swapped_accuracy": float((swapped.argmax(1) == truth).mean())}
+
+
+def finding_separation(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per model, whether its presence answers tell the findings apart.
+
+    A model's margin for one scan and biomarker is the present option's score minus the absent
+    one's. `margin_correlation` is the mean Pearson correlation of these margins between every two
+    biomarkers over the same scans: near 1 means every presence question gets one "how abnormal
+    is this scan" reading, whichever finding it names (the tiny default with "Yes"/"No" answers
+    measured 0.98-1.00); the findings' own co-occurrence in the labels sets how low it can go.
+
+    Args:
+        records: prediction records (`model`, `task`, `image_id`, `option_scores`); tasks without
+            present/absent option scores (staging, generated answers) are ignored.
+
+    Returns:
+        {model: {"margin_correlation", "label_correlation", "biomarkers"}} for models with at
+        least two scored biomarker tasks; `label_correlation` is the same mean over the labels.
+    """
+    margins: dict[str, dict[str, dict[str, float]]] = {}
+    labels: dict[str, dict[str, float]] = {}
+    for r in records:
+        scores = r.get("option_scores") or {}
+        if PRESENT not in scores or ABSENT not in scores or not str(r["task"]).startswith("biomarker_"):
+            continue
+        margins.setdefault(r["model"], {}).setdefault(r["task"], {})[str(r["image_id"])] = \
+            float(scores[PRESENT]) - float(scores[ABSENT])
+        labels.setdefault(r["task"], {})[str(r["image_id"])] = float(r.get("label") == PRESENT)
+    out = {}
+    for model, tasks in margins.items():
+        names = sorted(tasks)
+        images = sorted(set.intersection(*(set(tasks[t]) for t in names))) if names else []
+        if len(names) < 2 or len(images) < 3:
+            continue
+        out[model] = {"margin_correlation": _mean_correlation([[tasks[t][i] for i in images] for t in names]),
+                      "label_correlation": _mean_correlation([[labels[t][i] for i in images] for t in names]),
+                      "biomarkers": len(names)}
+    return out
+
+
+def _mean_correlation(series: list[list[float]]) -> float | None:
+    """Mean off-diagonal Pearson correlation of the rows (constant rows left out); None if fewer
+    than two rows vary."""
+    values = np.asarray(series, dtype=float)
+    values = values[values.std(axis=1) > 0]
+    if len(values) < 2:
+        return None
+    matrix = np.corrcoef(values)
+    return float(matrix[~np.eye(len(values), dtype=bool)].mean())

@@ -66,7 +66,15 @@ def biomarker_lines(metrics: Mapping[str, Any] | None, specialist: str, base: st
     parts = [f"{label} {len(above[m])} of {total}" + (f" ({', '.join(t.removeprefix('biomarker_') for t in above[m])})"
                                                      if above[m] else "")
              for label, m in (("specialist", specialist), ("part-1 model", base)) if m in above]
-    return ["", "Biomarkers whose raw macro-F1 beats the majority class with non-overlapping CIs: " + "; ".join(parts) + "."]
+    lines = ["", "Biomarkers whose raw macro-F1 beats the majority class with non-overlapping CIs: " + "; ".join(parts) + "."]
+    separation = metrics.get("finding_separation") or {}
+    figures = [f"{label} {separation[m]['margin_correlation']:.2f}" for label, m in (("specialist", specialist),
+               ("part-1 model", base)) if separation.get(m, {}).get("margin_correlation") is not None]
+    labels = next((v["label_correlation"] for v in separation.values() if v.get("label_correlation") is not None), None)
+    if figures and labels is not None:
+        lines.append(f"Presence answers' present-minus-absent scores correlate between biomarkers (mean over pairs): "
+                     f"{'; '.join(figures)}; the labels {labels:.2f} (near 1: one reading of the scan for every finding).")
+    return lines
 
 
 def report_rows(metrics: Mapping[str, Any] | None, model: str, source: str, tasks: tuple[str, ...]) -> list[str]:

@@ -59,9 +59,12 @@ def test_pipeline_summary_counts_biomarkers_above_the_majority_class(tmp_path):
     _write(pipe / "closed_ended_biomarkers", {"tasks": ["biomarker_drusen", "biomarker_srf"], "results": [
         _result("specialist_v5_192px", "biomarker_drusen", 0.7, 0.65), _result("majority_class", "biomarker_drusen", 0.5, 0.45),
         _result("specialist_v5_192px", "biomarker_srf", 0.8, 0.55), _result("majority_class", "biomarker_srf", 0.9, 0.5),
-        _result("retinavlm_base_192px", "biomarker_drusen", 0.5, 0.45), _result("retinavlm_base_192px", "biomarker_srf", 0.9, 0.5)]})
+        _result("retinavlm_base_192px", "biomarker_drusen", 0.5, 0.45), _result("retinavlm_base_192px", "biomarker_srf", 0.9, 0.5)],
+        "finding_separation": {"specialist_v5_192px": {"margin_correlation": 0.31, "label_correlation": 0.05},
+                               "retinavlm_base_192px": {"margin_correlation": 0.987, "label_correlation": 0.05}}})
     text = write_pipeline_summary(pipe).read_text()
     assert "beats the majority class with non-overlapping CIs: specialist 1 of 2 (drusen); part-1 model 0 of 2." in text
+    assert "correlate between biomarkers (mean over pairs): specialist 0.31; part-1 model 0.99; the labels 0.05" in text
 
 
 def test_seed_summary_gives_mean_and_spread(tmp_path):
