@@ -27,6 +27,9 @@ from curriculum.parsing import ParsedQA
 
 REASONS = ("empty", "truncated", "leak", "contradiction", "duplicate")
 _POLAR = {"yes", "no"}
+# "There is drusen: ..." / "There is no SRF." answers a presence question by naming the finding
+# (the rules backend's default wording, `presence_answer: there_is`).
+_NAMED_PRESENCE = re.compile(r"^\W*there\s+(?:is|are)\b", re.IGNORECASE)
 _MIN_VERBATIM_TOKENS = 3
 _HOW = re.compile(r"\bhow\s+\w+", re.IGNORECASE)
 
@@ -50,12 +53,13 @@ class Labels:
 def question_leaks_answer(question: str, answer: str) -> bool:
     """Whether `question` reveals `answer`.
 
-    Polar (yes/no) answers are not checked: naming the finding is how such a question is asked.
+    Answers to a presence question ("yes"/"no", or "there is (no) X") are not checked: naming
+    the finding is how such a question is asked.
     """
     # "How large ...?" / "How many ...?" ask for a value; the word after "how" is not a value.
     question = _HOW.sub("how", question)
     q_tokens, a_tokens = normalise(question), normalise(answer)
-    if not a_tokens or a_tokens[0] in _POLAR:
+    if not a_tokens or a_tokens[0] in _POLAR or _NAMED_PRESENCE.match(answer):
         return False
     vocabulary = term_vocabulary()
     answer_terms = set().union(*vocabulary.find(answer, negation_aware=False), set())

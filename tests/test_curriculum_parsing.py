@@ -57,6 +57,9 @@ def test_unreadable_text_yields_nothing(text):
     ("What size are these large drusen?", "Large.", True),
     ("How large are the drusen?", "Large.", False),
     ("Is there subretinal fluid?", "Yes, there is subretinal fluid.", False),
+    ("Is there subretinal fluid?", "There is subretinal fluid (small volume) nasally.", False),
+    ("Can you see RPE atrophy on this OCT?", "There is RPE atrophy: RPE atrophy.", False),
+    ("Is there subretinal fluid?", "There is no subretinal fluid.", False),
     ("Which fluid is there, subretinal fluid?", "Subretinal fluid.", True),
     ("Describe the scan; it has large drusen nasally.", "It has large drusen nasally.", True),
 ])

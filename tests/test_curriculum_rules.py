@@ -54,8 +54,9 @@ def test_part1_asks_the_stage_and_every_biomarker_first():
     assert pairs[0]["question"] in ("What is the AMD stage of this scan?", "Which stage of AMD is shown?")
     assert pairs[0]["answer"] == "Late dry AMD."
     presence = pairs[3:3 + len(BIOMARKERS)]
-    assert sum(p["answer"].startswith("Yes") for p in presence) == 2
-    assert sum(p["answer"].startswith("No") for p in presence) == len(BIOMARKERS) - 2
+    named = sorted(p["answer"] for p in presence if not p["answer"].startswith("There is no "))
+    assert [a.split(":")[0].rstrip(".") for a in named] == ["There is RPE atrophy", "There is hypertransmission"]
+    assert sum(p["answer"].startswith("There is no ") for p in presence) == len(BIOMARKERS) - 2
     assert pairs[-1]["question"] == "What is the patient's sex?"
 
 
@@ -142,6 +143,34 @@ def test_rules_wording_is_seeded():
     assert len(variants) > 1
 
 
+@pytest.mark.parametrize("kind", ["tabular", "biomarkers", "specific", "description", "staging_intro"])
+def test_presence_answers_decide_with_the_finding_or_no(kind):
+    """`there_is` (the default): "There is drusen: ..." / "There is no drusen.", so the deciding
+    word is the finding's own name, as the question writes it, or "no"; `yes_no` opens every
+    answer with "Yes" or "No". Either way the answer is label-true."""
+    from curriculum.rules_qa.findings import name
+    from dataset.clinical import BIOMARKERS
+
+    row = {"image_id": "x", "eye": "left", "stage": "late_wet_active", "referral": "urgent",
+           "referral_treatment": "anti_vegf", "drusen": True, "drusen_size": "large", "srf": True}
+    for style in ("there_is", "yes_no"):
+        options = {"presence_questions": "all", "presence_answer": style}
+        presence = [(b, qa["answer"]) for seed in range(20)
+                    for qa in build_qa(kind, row, 30, seed=seed, options=options)
+                    for b in BIOMARKERS if qa["question"] in {
+                        t.format(n=name(b)) for t in ("Is there any {n} in this scan?", "Can you see {n} on this OCT?",
+                                                      "Does this B-scan show {n}?", "Is {n} present?")}]
+        assert {b for b, _ in presence} >= {"drusen", "srf"}, kind
+        for biomarker, answer in presence:
+            found = biomarker in ("drusen", "srf")
+            if style == "yes_no":
+                assert answer.startswith("Yes" if found else "No,"), answer
+            else:
+                assert answer.startswith(f"There is {name(biomarker)}" if found else f"There is no {name(biomarker)}."), answer
+    with pytest.raises(ValueError, match="presence_answer"):
+        build_qa("specific", row, 20, seed=0, options={"presence_answer": "maybe"})
+
+
 @pytest.mark.parametrize(("kind", "num_questions"), [("specific", 6), ("biomarkers", 8), ("description", 5),
                                                      ("tabular", 8)])
 def test_presence_answers_match_prevalence(kind, num_questions):
@@ -158,8 +187,9 @@ def test_presence_answers_match_prevalence(kind, num_questions):
                     if qa["question"].endswith(("drusen in this scan?", "drusen on this OCT?",
                                                 "show drusen?", "drusen present?"))]
     assert len(answers) > 200
-    share_yes = sum(a.startswith("Yes") for a in answers) / len(answers)
+    share_yes = sum(a.startswith("There is drusen") for a in answers) / len(answers)
     assert share_yes == pytest.approx(0.2, abs=0.06)
+    assert all(a.startswith(("There is drusen", "There is no drusen.")) for a in answers)
 
 
 @pytest.mark.parametrize(("balance", "share"), [(1.0, 0.5), (0.5, 1 / 3)])
@@ -177,7 +207,7 @@ def test_presence_balance_thins_the_no_answers_of_rare_findings(balance, share):
         answers += [qa["answer"] for qa in pairs if qa["question"].endswith(
             ("drusen in this scan?", "drusen on this OCT?", "show drusen?", "drusen present?"))]
         others += sum("fibrosis" in qa["question"] for qa in pairs)  # no prevalence given: always asked
-    assert sum(a.startswith("Yes") for a in answers) / len(answers) == pytest.approx(share, abs=0.04)
+    assert sum(a.startswith("There is drusen") for a in answers) / len(answers) == pytest.approx(share, abs=0.04)
     assert others == 2000
     row = {"image_id": "s0", "eye": "left", **healthy}
     assert build_qa("specific", row, 20, seed=3, options={"presence_questions": "all", "presence_balance": 0}) == \
@@ -237,7 +267,7 @@ def test_part1_max_images_and_images_without_split(tmp_path, table):
     records = read_records(summary["modules"][0]["store"])
     assert len({r.image_id for r in records}) == 3
     assert {r.module for r in records} == {"tabular_annotate_rules"}
-    assert all(r.prompt_version == "tabular-v2" for r in records)
+    assert all(r.prompt_version == "tabular-v3" for r in records)
 
     no_split = tmp_path / "nosplit"
     table = write_curriculum_table(no_split)

@@ -39,18 +39,38 @@ def _qa(question: str, answer: str) -> QA:
     return {"question": question, "answer": answer}
 
 
-def _presence(row: Mapping[str, Any], biomarker: str, rng: random.Random, explain: bool) -> QA:
+#: `options.presence_answer`: how a presence question is answered (see `_presence`).
+PRESENCE_ANSWERS = ("there_is", "yes_no")
+
+
+def _presence(row: Mapping[str, Any], biomarker: str, rng: random.Random, explain: bool,
+              style: str = "there_is") -> QA:
+    """One presence question and its answer.
+
+    `there_is` (the default) answers "There is drusen: a few large drusen ..." or "There is no
+    drusen.": the deciding word is the finding's own name (as the question writes it) or "no".
+    With `yes_no` ("Yes, there is ..." / "No, ...") every finding shares the deciding words "Yes"
+    and "No", and the tiny default answered every presence question from one "how abnormal is
+    this scan" reading: its present-minus-absent scores correlated 0.98-1.00 across the ten
+    biomarkers (docs/experiments.md, "Presence answers name the finding"). Named after the
+    question's own words, the finding is also easy to copy from the question, so the answer
+    names the finding asked about rather than another one the scan shows.
+    """
+    finding = name(biomarker)
     question = rng.choice(["Is there any {n} in this scan?", "Can you see {n} on this OCT?",
-                           "Does this B-scan show {n}?", "Is {n} present?"]).format(n=name(biomarker))
+                           "Does this B-scan show {n}?", "Is {n} present?"]).format(n=finding)
     looks = KNOWLEDGE.biomarkers[biomarker].looks_like
-    if biomarker in present(row):
-        answer = rng.choice(["Yes, there is {d}.", "Yes: {d}."]).format(d=describe(row, biomarker, rng))
-        if explain:
-            answer += f" It appears as {looks}."
+    found = biomarker in present(row)
+    if style == "yes_no":
+        answer = (rng.choice(["Yes, there is {d}.", "Yes: {d}."]).format(d=describe(row, biomarker, rng)) if found
+                  else rng.choice(["No, there is no {n}.", "No, {n} is not seen."]).format(n=finding))
+    elif found:
+        details = describe(row, biomarker, rng)
+        answer = f"There is {details}." if details.startswith(finding) else f"There is {finding}: {details}."
     else:
-        answer = rng.choice(["No, there is no {n}.", "No, {n} is not seen."]).format(n=name(biomarker))
-        if explain:
-            answer += f" It would appear as {looks}."
+        answer = f"There is no {finding}."
+    if explain:
+        answer += f" It appears as {looks}." if found else f" It would appear as {looks}."
     return _qa(question, answer)
 
 
@@ -100,6 +120,7 @@ def _presence_questions(row, rng, count: int, explain: bool, options: Mapping[st
     with probability (p / (1 - p)) ** balance, so 1 answers "yes" and "no" equally often for every
     biomarker and 0 keeps the prevalence. A model that reads the finding from the scan then says
     "yes" where it sees it instead of falling back on "no", the answer to ~80% of these questions.
+    `options.presence_answer` words the answers (`finding_first` or `yes_no`, see `_presence`).
     """
     drawn = rng.sample(BIOMARKERS, min(count, len(BIOMARKERS)))
     balance = float((options or {}).get("presence_balance", 0) or 0)
@@ -108,7 +129,10 @@ def _presence_questions(row, rng, count: int, explain: bool, options: Mapping[st
     if balance:
         found, prevalence = set(present(row)), (options or {}).get("prevalence") or {}
         drawn = [b for b in drawn if b in found or rng.random() < _keep_absent(prevalence.get(b), balance)]
-    return [_presence(row, b, rng, explain) for b in drawn]
+    style = str((options or {}).get("presence_answer", "there_is"))
+    if style not in PRESENCE_ANSWERS:
+        raise ValueError(f"options.presence_answer must be one of {', '.join(PRESENCE_ANSWERS)}, got {style!r}")
+    return [_presence(row, b, rng, explain, style) for b in drawn]
 
 
 def _keep_absent(prevalence: float | None, balance: float) -> float:
