@@ -120,7 +120,7 @@ def _presence_questions(row, rng, count: int, explain: bool, options: Mapping[st
     with probability (p / (1 - p)) ** balance, so 1 answers "yes" and "no" equally often for every
     biomarker and 0 keeps the prevalence. A model that reads the finding from the scan then says
     "yes" where it sees it instead of falling back on "no", the answer to ~80% of these questions.
-    `options.presence_answer` words the answers (`finding_first` or `yes_no`, see `_presence`).
+    `options.presence_answer` words the answers (`there_is` or `yes_no`, see `_presence`).
     """
     drawn = rng.sample(BIOMARKERS, min(count, len(BIOMARKERS)))
     balance = float((options or {}).get("presence_balance", 0) or 0)
