@@ -60,8 +60,9 @@ def run_vision_language_pretraining(cfg: DictConfig) -> dict[str, Any]:
     check_training_settings(cfg.training)
     run_dir = prepare_run(cfg)
     task, train_cfg = cfg.dataset.task, cfg.training
+    output_model = str(task.output_model)  # first: a task that is not a training task fails here
     fingerprint = _fingerprint(cfg)
-    checkpoint_dir = Path(train_cfg.checkpoint_dir) / str(task.output_model) / fingerprint
+    checkpoint_dir = Path(train_cfg.checkpoint_dir) / output_model / fingerprint
     accelerator = _build_accelerator(train_cfg, run_dir)
 
     table = load_annotations(cfg.dataset.annotations_file, cfg.dataset.images_dir)
