@@ -32,6 +32,11 @@ class TrainingExample:
     image_file: str
 
 
+def store_records_path(curriculum_dir: str | Path, name: str) -> Path:
+    """The records file of curriculum store `name` under `${paths.curriculum_dir}`."""
+    return Path(curriculum_dir) / name / "records.jsonl"
+
+
 def load_curriculum(curriculum_dir: str | Path, curricula: Mapping[str, float]) -> dict[str, list[QARecord]]:
     """Read the records of each named curriculum store.
 
@@ -47,7 +52,7 @@ def load_curriculum(curriculum_dir: str | Path, curricula: Mapping[str, float]) 
     """
     stores = {}
     for name in curricula:
-        path = Path(curriculum_dir) / name / "records.jsonl"
+        path = store_records_path(curriculum_dir, name)
         if not path.is_file():
             script = "generate_curriculum_part1.py" if "tabular" in name else "generate_curriculum_part2.py"
             raise FileNotFoundError(

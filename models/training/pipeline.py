@@ -34,7 +34,7 @@ from models.registry import open_model, resolve_model
 from models.training.checkpoint import config_fingerprint, find_resumable
 from models.training.collate import QACollator, filter_examples
 from models.training.data import (CurriculumDataset, EpochPlan, flatten, join_split, load_curriculum,
-                                  require_training_records)
+                                  require_training_records, store_records_path)
 from models.training.loop import run_training_loop
 from models.training.settings import check_training_settings
 from models.training.trackers import build_trackers
@@ -128,7 +128,7 @@ def _fingerprint(cfg) -> str:
                      for k in ("vision_encoder", "adapter", "text_decoder")}
     values["task"] = OmegaConf.to_container(cfg.dataset, resolve=True)
     values["seed"] = int(cfg.seed)
-    values["curriculum_data"] = {name: _file_digest(Path(cfg.paths.curriculum_dir) / name / "records.jsonl")
+    values["curriculum_data"] = {name: _file_digest(store_records_path(cfg.paths.curriculum_dir, name))
                                  for name in cfg.dataset.task.curricula}
     values["starting_weights"] = _starting_weights(cfg)
     return config_fingerprint(values)
@@ -150,11 +150,8 @@ def _file_digest(path: Path) -> str | None:
     """SHA-1 of a file's bytes (None when it does not exist; loading then names what is missing)."""
     if not path.is_file():
         return None
-    digest = hashlib.sha1()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha1").hexdigest()
 
 
 def _build_accelerator(train_cfg, run_dir: Path) -> Accelerator:
