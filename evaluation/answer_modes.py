@@ -3,8 +3,9 @@
 - `two_step`: the reference protocol. The model writes a report about the image, then answers the
   task question with its own report as context; the answer text is parsed.
 - `direct`: the task question alone; the answer text is parsed.
-- `likelihood`: every option's length-normalised log-probability given image and question; the
-  most probable option is the prediction (no generation, no parsing, never invalid).
+- `likelihood`: every option's log-probability given image and question (summed over its tokens,
+  or per token with `evaluation.generation.option_score=mean`); the most probable option is the
+  prediction (no generation, no parsing, never invalid).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from omegaconf import OmegaConf
 from PIL import Image
@@ -13,8 +14,8 @@ from support.configs import config_entry
 from dataset.clinical import EVALUATION_BIOMARKERS, STAGES
 from dataset.transforms import build_scan_transform
 from dataset.scan_dataset import ScanDataset
-from models.training.vision_pretraining import (PooledHead, maybe_pretrain_vision, pretrain_vision_tower, scan_labels,
-                                                score_head)
+from models.training.vision_pretraining import (PooledHead, maybe_pretrain_vision, positive_weights,
+                                                pretrain_vision_tower, scan_labels, score_head)
 from models.vision_encoder import build_vision_encoder
 
 SIZE = 32
@@ -78,7 +79,16 @@ def test_held_out_scans_are_scored_by_the_trained_head(tmp_path):
         constant.linear.bias.fill_(-1.0)
         constant.linear.bias[0] = 1.0
     assert score_head(tower, layer, constant, held_out, [0.5] * 3, [0.5] * 3, batch_size=4) == {
-        "images": 6, "stage_accuracy": 0.5, "biomarker_balanced_accuracy": 0.5}
+        "images": 6, "stage_accuracy": 0.5, "biomarker_balanced_accuracy": 0.5,
+        "per_biomarker": {name: 0.5 for name in EVALUATION_BIOMARKERS}}
+
+
+def test_positive_weights_balance_rare_findings():
+    # Four scans: the first finding in one of them, the second in three, the third in none.
+    markers = np.array([[1, 1, 0], [0, 1, 0], [0, 1, 0], [0, 0, 0]], dtype=np.float32)
+    assert positive_weights(markers, 0.0).tolist() == [1.0, 1.0, 1.0]
+    assert positive_weights(markers, 1.0).tolist() == pytest.approx([3.0, 1 / 3, 1.0])
+    assert positive_weights(markers, 0.5).tolist() == pytest.approx([3 ** 0.5, 3 ** -0.5, 1.0])
 
 
 def test_scan_labels_reject_unknown_stage(tmp_path):

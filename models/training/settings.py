@@ -16,7 +16,8 @@ _BOUNDS = {"max_steps": (True, 1), "batch_size": (True, 1), "gradient_accumulati
            "checkpoint_every": (True, 1), "keep_checkpoints": (True, 1), "num_workers": (True, 0),
            "learning_rate": (False, 0.0), "weight_decay": (False, 0.0), "max_grad_norm": (False, 0.0)}
 _VISION_BOUNDS = {"steps": (True, 0), "batch_size": (True, 1), "learning_rate": (False, 0.0),
-                  "warmup_steps": (True, 0), "log_every": (True, 1), "biomarker_weight": (False, 0.0)}
+                  "warmup_steps": (True, 0), "log_every": (True, 1), "biomarker_weight": (False, 0.0),
+                  "biomarker_balance": (False, 0.0)}
 
 
 def check_training_settings(train_cfg: Mapping[str, Any]) -> None:

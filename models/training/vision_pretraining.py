@@ -64,6 +64,17 @@ def scan_labels(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return stages, markers
 
 
+def positive_weights(markers: np.ndarray, balance: float) -> torch.Tensor:
+    """BCE weight of each biomarker's "present" term: (absent / present) ** balance.
+
+    0 weighs both classes alike (plain BCE); 1 gives a rare finding's few positives as much weight
+    in total as its negatives (the double-layer sign, 4% of scans, gets about 22).
+    """
+    present = markers.sum(axis=0)
+    ratio = (len(markers) - present) / np.maximum(present, 1.0)
+    return torch.from_numpy(np.where(present > 0, ratio, 1.0) ** balance).float()
+
+
 def to_pixels(images: Sequence, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """Grayscale PIL crops -> normalised [B, 3, H, W] tensors, as the LLaVA processor makes them."""
     gray = torch.from_numpy(np.stack([np.asarray(im, dtype=np.float32) / 255.0 for im in images]))
@@ -85,7 +96,8 @@ def pretrain_vision_tower(tower: nn.Module, feature_layer: int, table: pd.DataFr
             `stage` and the biomarker columns.
         transform: the augmented training transform (`dataset.transforms.build_scan_transform`).
         cfg: `training.vision_pretraining` (steps, batch_size, learning_rate, weight_decay,
-            warmup_steps, biomarker_weight, log_every).
+            warmup_steps, biomarker_weight, biomarker_balance (see `positive_weights`; 0 when
+            absent), log_every).
         image_mean, image_std: the processor's normalisation.
         seed: seeds batch order, augmentation and the head.
         held_out: scans of another split (centre-cropped) on which the trained head is scored once
@@ -120,6 +132,7 @@ def pretrain_vision_tower(tower: nn.Module, feature_layer: int, table: pd.DataFr
     scheduler = get_scheduler(str(cfg["lr_schedule"]), optimizer,
                               num_warmup_steps=int(cfg["warmup_steps"]), num_training_steps=steps)
     biomarker_weight = float(cfg["biomarker_weight"])
+    pos_weight = positive_weights(markers, float(cfg.get("biomarker_balance", 0.0))).to(param)
     log_every = int(cfg["log_every"])
     tower.train()
     history, window = [], []
@@ -135,7 +148,8 @@ def pretrain_vision_tower(tower: nn.Module, feature_layer: int, table: pd.DataFr
         stage_logits, marker_logits = head(tokens)
         target_stage = torch.from_numpy(stages[index]).to(param.device)
         loss = nn.functional.cross_entropy(stage_logits, target_stage) + biomarker_weight * \
-            nn.functional.binary_cross_entropy_with_logits(marker_logits, torch.from_numpy(markers[index]).to(param))
+            nn.functional.binary_cross_entropy_with_logits(marker_logits, torch.from_numpy(markers[index]).to(param),
+                                                           pos_weight=pos_weight)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
@@ -176,7 +190,8 @@ def score_head(tower: nn.Module, feature_layer: int, head: PooledHead, scans: Sc
     called, truth = np.concatenate(calls), markers > 0.5
     balanced = [_balanced_accuracy(called[:, b], truth[:, b]) for b in range(truth.shape[1])]
     return {"images": len(scans), "stage_accuracy": round(float(np.concatenate(stage_hits).mean()), 3),
-            "biomarker_balanced_accuracy": round(float(np.mean(balanced)), 3)}
+            "biomarker_balanced_accuracy": round(float(np.mean(balanced)), 3),
+            "per_biomarker": {name: round(value, 3) for name, value in zip(EVALUATION_BIOMARKERS, balanced)}}
 
 
 def _balanced_accuracy(called: np.ndarray, truth: np.ndarray) -> float:
