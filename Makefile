@@ -83,9 +83,9 @@ part1: install
 # Try a change on the VALIDATION split before it becomes a default (docs/experiments.md), after
 # `make pipeline`: copy the pipeline's curricula, regenerate MODULE (one or more, if given) with the
 # GEN overrides and, with P1GEN, part 1's module with those overrides; then per seed train part 2
-# (TRAIN overrides) from that seed's part-1 model (trained here, with the P1TRAIN overrides, when
-# P1GEN or P1TRAIN is given; else the shared one, made with `make part1` if neither `make pipeline`, for seed 0,
-# nor `make seeds` made it) and score the closed-ended TASKS (raw answers; add biomarkers with
+# (TRAIN overrides) from that seed's part-1 model (trained here, with the P1TRAIN training
+# overrides, when P1GEN or P1TRAIN is given; else the shared one, made with `make part1` if neither
+# `make pipeline`, for seed 0, nor `make seeds` made it) and score the closed-ended TASKS (raw answers; add biomarkers with
 # TASKS="staging referral biomarkers") and the open-ended reports. PART2=no stops after part 1 and
 # scores the part-1 model alone. Mean and spread: outputs/trials/NAME/seed_summary.md.
 #   make trial NAME=default
@@ -95,6 +95,8 @@ part1: install
 TRIAL := outputs/trials/$(NAME)
 TASKS ?= staging referral
 PART2 ?= yes
+# Whether this trial trains its own part-1 models.
+OWN_PART1 := $(strip $(P1GEN)$(P1TRAIN))
 VAL := evaluation.split=validation paths.curriculum_dir=$(TRIAL)/curriculum
 trial: install
 	@test -n "$(NAME)" || { echo "make trial needs NAME=<a name for this trial>"; exit 2; }
@@ -112,7 +114,7 @@ trial: install
 	  d=$(TRIAL)/seed_$$s; part1=$(SEED_DIR)/seed_$$s/models/retinavlm_base_192px; \
 	  if [ -f $$d/done ]; then echo "== $(NAME) seed $$s: done before"; continue; fi; \
 	  echo "== $(NAME) seed $$s"; mkdir -p $$d/models; \
-	  if [ -n "$(P1GEN)$(P1TRAIN)" ]; then \
+	  if [ -n "$(OWN_PART1)" ]; then \
 	    $(PY) run/vision_language_pretraining.py dataset=retina pretrained_models=new dataset/task=curriculum_part_1_introduction_to_retina seed=$$s $(P1TRAIN) paths.curriculum_dir=$(TRIAL)/curriculum paths.model_dir=$$d/models run_dir=$$d/train_part_1 || exit 1; \
 	  else \
 	    if [ $$s = 0 ] && [ -d outputs/models/retinavlm_base_192px ]; then part1=outputs/models/retinavlm_base_192px; fi; \
@@ -122,7 +124,7 @@ trial: install
 	  model=retinavlm_base_192px; models=[retinavlm_base_192px]; \
 	  if [ "$(PART2)" != no ]; then \
 	    $(PY) run/vision_language_pretraining.py dataset=retina pretrained_models=retinavlm_base_192px dataset/task=curriculum_part_2_advanced_retinal_specialism seed=$$s $(TRAIN) paths.curriculum_dir=$(TRIAL)/curriculum paths.model_dir=$$d/models run_dir=$$d/train_part_2 || exit 1; \
-	    model=specialist_v5_192px; models=[specialist_v5_192px]; if [ -n "$(P1GEN)$(P1TRAIN)" ]; then models=[specialist_v5_192px,retinavlm_base_192px]; fi; \
+	    model=specialist_v5_192px; models=[specialist_v5_192px]; if [ -n "$(OWN_PART1)" ]; then models=[specialist_v5_192px,retinavlm_base_192px]; fi; \
 	  fi; \
 	  for task in $(TASKS); do \
 	    $(PY) run/closed_ended_evaluation.py pretrained_models=$$model "models=$$models" dataset=retina dataset/task=closed_ended_specialist_$$task $(VAL) evaluation.calibration.split=null evaluation.statistics.n_resamples=200 paths.model_dir=$$d/models run_dir=$$d/closed_ended_$$task || exit 1; \

@@ -62,8 +62,8 @@ def main() -> None:
             with args.out.open("a") as f:
                 f.write(json.dumps(row) + "\n")
             print(json.dumps(row), flush=True)
-        print(f"{name}: stage accuracy {np.mean(accuracies):.3f} +- {np.std(accuracies, ddof=1) if len(accuracies) > 1 else 0:.3f}",
-              flush=True)
+        spread = np.std(accuracies, ddof=1) if len(accuracies) > 1 else 0.0
+        print(f"{name}: stage accuracy {np.mean(accuracies):.3f} +- {spread:.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -96,8 +96,7 @@ def pretrain_vision_tower(tower: nn.Module, feature_layer: int, table: pd.DataFr
             `stage` and the biomarker columns.
         transform: the augmented training transform (`dataset.transforms.build_scan_transform`).
         cfg: `training.vision_pretraining` (steps, batch_size, learning_rate, weight_decay,
-            warmup_steps, biomarker_weight, biomarker_balance (see `positive_weights`; 0 when
-            absent), log_every).
+            warmup_steps, biomarker_weight, biomarker_balance (see `positive_weights`), log_every).
         image_mean, image_std: the processor's normalisation.
         seed: seeds batch order, augmentation and the head.
         held_out: scans of another split (centre-cropped) on which the trained head is scored once
@@ -132,7 +131,7 @@ def pretrain_vision_tower(tower: nn.Module, feature_layer: int, table: pd.DataFr
     scheduler = get_scheduler(str(cfg["lr_schedule"]), optimizer,
                               num_warmup_steps=int(cfg["warmup_steps"]), num_training_steps=steps)
     biomarker_weight = float(cfg["biomarker_weight"])
-    pos_weight = positive_weights(markers, float(cfg.get("biomarker_balance", 0.0))).to(param)
+    pos_weight = positive_weights(markers, float(cfg["biomarker_balance"])).to(param)
     log_every = int(cfg["log_every"])
     tower.train()
     history, window = [], []
