@@ -9,10 +9,12 @@ LLM ?= rules
 
 .PHONY: install pipeline seeds part1 trial test test-fast
 
+# --no-compile: Python writes bytecode for the modules a run imports when it first imports them;
+# compiling every installed file up front (torch, transformers) doubled the install's time.
 $(BIN)/activate: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-compile -r requirements.txt
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(BIN)/activate
 

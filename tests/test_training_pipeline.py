@@ -15,7 +15,9 @@ from hydra import compose, initialize_config_dir
 from safetensors.torch import load_file
 
 from support.training import part_2_overrides, training_overrides, write_training_data
+from dataset.errors import ConfigError
 from models.training import run_vision_language_pretraining
+from models.training.settings import native_bf16, resolve_mixed_precision
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
@@ -72,6 +74,23 @@ def test_two_stages_chain_and_the_specialist_runs_in_a_stock_pipeline(tmp_path):
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "ANSWER:'" in done.stdout
+
+
+def test_auto_precision_is_bf16_only_where_the_machine_computes_in_it():
+    assert resolve_mixed_precision("auto") == ("bf16" if native_bf16() else "no")
+    assert [resolve_mixed_precision(p) for p in ("no", "bf16", "fp16")] == ["no", "bf16", "fp16"]
+    with pytest.raises(ConfigError, match="training.mixed_precision must be one of no, bf16, fp16, auto"):
+        resolve_mixed_precision("fp8")
+
+
+@pytest.mark.slow
+def test_bf16_training_keeps_float32_weights_and_records_its_precision(tmp_path):
+    write_training_data(tmp_path)
+    summary = run_vision_language_pretraining(_compose(training_overrides(tmp_path, ["training.mixed_precision=bf16"])))
+    assert summary["mixed_precision"] == "bf16" and summary["steps"] == 4
+    assert all(torch.isfinite(torch.tensor([loss for _, loss in summary["train_loss"]])))
+    weights = load_file(str(Path(summary["output_model"]) / "model.safetensors"))
+    assert {tensor.dtype for tensor in weights.values() if tensor.is_floating_point()} == {torch.float32}
 
 
 @pytest.mark.slow
@@ -160,6 +179,7 @@ def test_a_stage_task_chooses_its_training_unless_the_command_line_does(stage, p
         return _compose(["dataset/task=none", f"training={name}"]).training
 
     assert training() == reference(part) and training().max_steps == 800 != reference("default").max_steps
+    assert training().mixed_precision == "auto" and reference("default").mixed_precision == "no"
     assert training("training=debug") == reference("debug")
     assert training("training=lora") == reference("lora")
     assert training("debug=default") == reference("debug")

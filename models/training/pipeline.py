@@ -36,7 +36,7 @@ from models.training.collate import QACollator, filter_examples
 from models.training.data import (CurriculumDataset, EpochPlan, flatten, join_split, load_curriculum,
                                   require_training_records, store_records_path)
 from models.training.loop import run_training_loop
-from models.training.settings import check_training_settings
+from models.training.settings import check_training_settings, resolve_mixed_precision
 from models.training.trackers import build_trackers
 from models.training.vision_pretraining import maybe_pretrain_vision
 from models.vlm import build_vlm, check_image_token_count, save_vlm
@@ -107,7 +107,8 @@ def run_vision_language_pretraining(cfg: DictConfig) -> dict[str, Any]:
                "wall_time_s": round(result.wall_time_s, 1), "trainable_parameters": trainable,
                "total_parameters": total, "train_examples": len(train_examples),
                "eval_examples": len(eval_set) if eval_set is not None else 0,
-               "truncated_answers": collator.truncated_answers, "vision_pretraining": vision_summary}
+               "truncated_answers": collator.truncated_answers, "vision_pretraining": vision_summary,
+               "mixed_precision": accelerator.mixed_precision}
     if accelerator.is_main_process:
         (run_dir / "training_summary.json").write_text(json.dumps(summary, indent=2))
         write_training_card(output_dir, cfg, table, summary, {name: len(e) for name, e in joined.items()})
@@ -123,6 +124,8 @@ def _fingerprint(cfg) -> str:
               for key in ("model", "training", "pretrained_models")}
     for key in ("resume", "checkpoint_dir", "keep_checkpoints", "log_with", "log_every", "num_workers"):
         values["training"].pop(key, None)
+    # The precision the weights were trained in, not the setting: `auto` differs between machines.
+    values["training"]["mixed_precision"] = resolve_mixed_precision(values["training"].get("mixed_precision", "no"))
     values.pop("model")["language_model"] = None  # the curriculum LLM does not touch training
     values["vlm"] = {k: OmegaConf.to_container(cfg.model[k], resolve=True)
                      for k in ("vision_encoder", "adapter", "text_decoder")}
@@ -163,7 +166,9 @@ def _build_accelerator(train_cfg, run_dir: Path) -> Accelerator:
     ddp = DistributedDataParallelKwargs(find_unused_parameters=train_cfg.policy.name != "full")
     # cpu=True on machines without CUDA makes torchrun-launched processes (`accelerate launch
     # --multi_gpu`) form a gloo process group instead of running as independent copies.
-    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=str(train_cfg.mixed_precision), kwargs_handlers=[ddp],
+    precision = resolve_mixed_precision(train_cfg.mixed_precision)
+    logger.info("mixed precision: %s (training.mixed_precision=%s)", precision, train_cfg.mixed_precision)
+    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=precision, kwargs_handlers=[ddp],
                        log_with=build_trackers(list(train_cfg.log_with), run_dir),
                        project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir)))
 
