@@ -7,6 +7,11 @@ figure is comparable across machines without a vendor spec sheet.
     python benchmarks/training_throughput.py                      # the embedded default, CPU
     python benchmarks/training_throughput.py --preset gpu         # Llama-3-8B + ViT-L/16 shapes, random weights
     python benchmarks/training_throughput.py --preset gpu --num-layers 2 --device cpu   # smoke test of the shapes
+    python benchmarks/training_throughput.py --compare-autocast --answer-tokens 250     # bf16 autocast vs float32
+
+`--compare-autocast` times the same steps in float32 and under bf16 autocast (float32 weights, what
+`training.mixed_precision=bf16` does) in one run and prints the ratio; part 2's long reports are
+about 250 answer tokens.
 """
 
 from __future__ import annotations
@@ -128,10 +133,15 @@ def main() -> None:
     parser.add_argument("--device")
     parser.add_argument("--num-layers", type=int, help="override LLM (and ViT) depth, e.g. for a CPU smoke test")
     parser.add_argument("--gradient-checkpointing", action="store_true")
+    parser.add_argument("--answer-tokens", type=int, help="answer tokens per sample (the preset's otherwise)")
+    parser.add_argument("--compare-autocast", action="store_true",
+                        help="also time the steps under bf16 autocast and print the speed-up over float32")
     args = parser.parse_args()
     cfg = dict(PRESETS[args.preset])
     if args.batch_size:
         cfg["batch_size"] = args.batch_size
+    if args.answer_tokens:
+        cfg["answer_tokens"] = args.answer_tokens
     device = args.device or cfg["device"]
     if torch.device(device).type == "cuda" and not torch.cuda.is_available():
         sys.exit("the gpu preset needs CUDA; add --device cpu --num-layers 2 for a CPU smoke test")
@@ -142,7 +152,8 @@ def main() -> None:
         model, image_tokens, image_size = build_model(args.preset, args.num_layers)
     torch.set_default_dtype(torch.float32)
     model = apply_trainable_policy(model.to(device=device, dtype=dtype), {
-        "name": cfg["policy"], "lora": {"r": 16, "alpha": 32, "dropout": 0.0}})
+        "name": cfg["policy"], "load_in_8bit": False, "train_vision_encoder": False,
+        "lora": {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}})
     if args.gradient_checkpointing:
         inner = model.base_model.model if hasattr(model, "base_model") else model
         inner.model.language_model.gradient_checkpointing_enable({"use_reentrant": False})
@@ -151,21 +162,25 @@ def main() -> None:
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     model.train()
 
-    def step():
-        loss = model(**batch).loss
+    def step(autocast: bool = False):
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=autocast):
+            loss = model(**batch).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    for _ in range(args.warmup):
-        step()
+    def seconds_per_step(autocast: bool) -> float:
+        for _ in range(args.warmup):
+            step(autocast)
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            step(autocast)
+        _sync(device)
+        return (time.perf_counter() - start) / args.steps
+
     flops_per_step = count_step_flops(model, step)
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        step()
-    _sync(device)
-    seconds = (time.perf_counter() - start) / args.steps
+    seconds = seconds_per_step(False)
     peak = matmul_peak(device, dtype, 4096 if torch.device(device).type == "cuda" else 1024, repeats=5)
     tokens = batch["input_ids"].numel()
     report = {
@@ -179,6 +194,10 @@ def main() -> None:
         "matmul_peak_tflops": round(peak / 1e12, 4),
         "mfu_vs_measured_matmul_peak": round(flops_per_step / seconds / peak, 4),
     }
+    if args.compare_autocast:
+        autocast_seconds = seconds_per_step(True)
+        report["seconds_per_step_bf16_autocast"] = round(autocast_seconds, 4)
+        report["bf16_autocast_speedup"] = round(seconds / autocast_seconds, 2)
     print(json.dumps(report, indent=2))
 
 

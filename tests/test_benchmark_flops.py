@@ -1,8 +1,13 @@
-"""The training benchmark counts FLOPs of grouped-query attention models (Llama-3's shape)."""
+"""The training benchmark: FLOPs of grouped-query attention models (Llama-3's shape), bf16 autocast timing."""
 
 import importlib.util
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import torch
 from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
 
@@ -37,3 +42,15 @@ def test_step_flops_are_counted_for_grouped_query_attention_and_sdpa_comes_back(
     tokens = batch["input_ids"].numel()
     assert flops >= 3 * 2 * tokens * 32 * 64
     assert model.config._attn_implementation == "sdpa"
+
+
+@pytest.mark.slow
+def test_the_benchmark_times_bf16_autocast_against_float32_in_one_run():
+    done = subprocess.run([sys.executable, str(SCRIPT), "--compare-autocast", "--steps", "1", "--warmup", "0",
+                           "--num-layers", "1", "--answer-tokens", "8", "--batch-size", "2"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout[done.stdout.index("{"):])
+    assert report["seconds_per_step"] > 0 and report["seconds_per_step_bf16_autocast"] > 0
+    ratio = report["seconds_per_step"] / report["seconds_per_step_bf16_autocast"]
+    assert report["bf16_autocast_speedup"] == pytest.approx(ratio, rel=0.05)

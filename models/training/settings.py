@@ -40,8 +40,9 @@ def native_bf16() -> bool:
 def resolve_mixed_precision(setting: str) -> str:
     """accelerate's precision for `training.mixed_precision`: `auto` is bf16 autocast (float32
     weights) where the hardware computes in bf16 natively (`native_bf16`), else "no"; the other
-    values pass through. The curriculum stages use `auto`: on 2 AVX512-BF16 cores bf16 made part 2's
-    steps about 1.35 times as fast (docs/experiments.md, "bf16 training")."""
+    values pass through. The curriculum stages use `auto`: on 2 AVX512-BF16 cores a training step of
+    the embedded default ran 1.4 (100 tokens) to 1.6 (310 tokens) times as fast under bf16
+    (`benchmarks/training_throughput.py --compare-autocast`; docs/experiments.md, "bf16 training")."""
     setting = str(setting)
     if setting not in MIXED_PRECISIONS:
         raise ConfigError(f"training.mixed_precision must be one of {', '.join(MIXED_PRECISIONS)}, got {setting!r}")
