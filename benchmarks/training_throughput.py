@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
 
@@ -151,9 +152,11 @@ def main() -> None:
     with torch.device(device):  # build in place: an 8B model never passes through CPU float32
         model, image_tokens, image_size = build_model(args.preset, args.num_layers)
     torch.set_default_dtype(torch.float32)
-    model = apply_trainable_policy(model.to(device=device, dtype=dtype), {
-        "name": cfg["policy"], "load_in_8bit": False, "train_vision_encoder": False,
-        "lora": {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}})
+    # The training default's policy settings (LoRA rank, targets, ...), with the preset's policy name.
+    policy = OmegaConf.to_container(OmegaConf.load(REPO / "configs" / "training" / "default.yaml").policy)
+    policy.update(name=cfg["policy"])
+    policy["lora"]["dropout"] = 0.0
+    model = apply_trainable_policy(model.to(device=device, dtype=dtype), policy)
     if args.gradient_checkpointing:
         inner = model.base_model.model if hasattr(model, "base_model") else model
         inner.model.language_model.gradient_checkpointing_enable({"use_reentrant": False})

@@ -32,8 +32,8 @@ def native_bf16() -> bool:
     AVX512-BF16 or AMX. Elsewhere torch emulates bf16 on the CPU, slower than float32."""
     if torch.cuda.is_available():
         return torch.cuda.is_bf16_supported()
-    cpu = getattr(torch, "cpu", None)
-    return any(bool(getattr(cpu, probe, lambda: False)())
+    # Private probes of torch.cpu (a missing one counts as no support).
+    return any(getattr(torch.cpu, probe, lambda: False)()
                for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
 
 
