@@ -1,11 +1,15 @@
 """Throughput of the closed-ended answer modes, on the same model and the same test images.
 
-Prints images/s for `likelihood` vs `two_step` staging, and for batched vs one-at-a-time
-generation, each as a ratio against its baseline measured in this run.
+Prints images/s for `likelihood` vs `two_step` staging, for the ten biomarker questions scored one
+at a time vs sharing each image's prompt start (`evaluation.likelihood.score_questions`), and for
+batched vs one-at-a-time generation, each as a ratio against its baseline measured in this run. `--compare-autocast` also
+times option scoring and report generation in float32 against bf16 autocast
+(`evaluation.generation.mixed_precision`), with how often the two pick the same option.
 
     python benchmarks/evaluation_modes.py                       # trained specialist if present
     python benchmarks/evaluation_modes.py --model-dir outputs/models/specialist_v5_192px --images 32
     python benchmarks/evaluation_modes.py --tiny                # a tiny random model (no training needed)
+    python benchmarks/evaluation_modes.py --compare-autocast --images 64
 """
 
 from __future__ import annotations
@@ -56,9 +60,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--compare-autocast", action="store_true",
+                        help="also time scoring and generation under bf16 autocast against float32")
     args = parser.parse_args()
 
-    from evaluation.answer_modes import ReportCache, answer_task
+    from omegaconf import OmegaConf
+
+    from evaluation.answer_modes import ReportCache, answer_by_likelihood, answer_task
+    from evaluation.closed_ended import build_task_list
     from evaluation.tasks import build_tasks
     from evaluation.vision_models import LocalVisionModel
     from models.registry import open_model
@@ -87,6 +96,13 @@ def main() -> None:
     print(f"  two_step   (baseline) {n / two_step:8.2f} images/s")
     print(f"  likelihood            {n / likelihood:8.2f} images/s   x{two_step / likelihood:.1f}")
 
+    biomarkers = build_task_list(OmegaConf.load(ROOT / "configs/dataset/task/closed_ended_specialist_biomarkers.yaml"))
+    one_by_one = _timed(lambda: [answer_by_likelihood(model, [t], images) for t in biomarkers])
+    shared = _timed(lambda: answer_by_likelihood(model, biomarkers, images))
+    print(f"\n{len(biomarkers)} biomarker questions (likelihood), {n} images")
+    print(f"  one question at a time (baseline) {n / one_by_one:8.2f} images/s")
+    print(f"  shared image pass                 {n / shared:8.2f} images/s   x{one_by_one / shared:.1f}")
+
     questions = [REPORT_QUESTION] * n
     model.batch_size = 1
     single = _timed(lambda: model.generate(images, questions))
@@ -95,6 +111,36 @@ def main() -> None:
     print(f"\nreport generation, {n} images")
     print(f"  one at a time (baseline) {n / single:8.2f} images/s")
     print(f"  batched ({args.batch_size:>2})            {n / batched:8.2f} images/s   x{single / batched:.1f}")
+    if args.compare_autocast:
+        _compare_autocast(model, task, images, questions)
+
+
+def _compare_autocast(model, task, images, questions) -> None:
+    """float32 (baseline) against bf16 autocast: option scoring and batched generation."""
+    from models.precision import native_bf16
+
+    n, options = len(images), list(task.option_texts.values())
+    timings, scores, reports = {}, {}, {}
+    for precision in ("no", "bf16"):
+        model.mixed_precision = precision
+        model.score_options(images[:2], task.question, options)  # warm-up
+        start = time.perf_counter()
+        scores[precision] = model.score_options(images, task.question, options)
+        timings[precision, "score"] = time.perf_counter() - start
+        start = time.perf_counter()
+        reports[precision] = model.generate(images, questions)
+        timings[precision, "generate"] = time.perf_counter() - start
+    model.mixed_precision = "no"
+    print(f"\nbf16 autocast against float32, {n} images (bf16 native here: {native_bf16()})")
+    for step, what in (("score", "staging option scores"), ("generate", "report generation")):
+        base, bf16 = timings["no", step], timings["bf16", step]
+        print(f"  {what:<22} float32 (baseline) {n / base:8.2f} images/s, bf16 {n / bf16:8.2f} images/s   "
+              f"x{base / bf16:.2f}")
+    same = float((scores["no"].argmax(1) == scores["bf16"].argmax(1)).mean())
+    gap = float(abs(scores["no"] - scores["bf16"]).mean())
+    identical = sum(a == b for a, b in zip(reports["no"], reports["bf16"]))
+    print(f"  same option chosen for {same:.1%} of images; mean |score difference| {gap:.3f} nats; "
+          f"{identical} of {n} reports identical")
 
 
 if __name__ == "__main__":

@@ -83,6 +83,30 @@ def effective_mode(answerer: VisionAnswerer, mode: str, fallback: str) -> str:
     return mode
 
 
+def answer_by_likelihood(answerer: VisionAnswerer, tasks: Sequence[Task],
+                         images: Sequence[Image.Image]) -> dict[str, list[Answer]]:
+    """Every task's likelihood answers (the option scored highest) on the same images.
+
+    Several tasks (the ten biomarkers) go to the answerer's `score_questions` when it has one, so
+    each image's shared prompt start runs once for all of them; otherwise one `score_options` call
+    per task.
+
+    Returns:
+        task name -> one Answer per image.
+    """
+    options = [[task.option_texts[c] for c in task.classes] for task in tasks]
+    ends = [task.complete_answer for task in tasks]
+    if len(tasks) > 1 and hasattr(answerer, "score_questions"):
+        scores = answerer.score_questions(images, [task.question for task in tasks], options, ends)
+    else:
+        scores = [answerer.score_options(images, task.question, o, end_of_turn=e)
+                  for task, o, e in zip(tasks, options, ends)]
+    return {task.name: [Answer(prediction=task.classes[int(row.argmax())], prompt=task.question,
+                               option_scores={c: float(v) for c, v in zip(task.classes, row)}, mode="likelihood")
+                        for row in task_scores]
+            for task, task_scores in zip(tasks, scores)}
+
+
 def answer_task(answerer: VisionAnswerer, task: Task, image_ids: Sequence[str], images: Sequence[Image.Image],
                 mode: str, prompts: Mapping[str, Any], reports: ReportCache | None = None) -> list[Answer]:
     """Ask one task of one model on a list of images.
@@ -100,12 +124,7 @@ def answer_task(answerer: VisionAnswerer, task: Task, image_ids: Sequence[str], 
         One Answer per image.
     """
     if mode == "likelihood":
-        classes = list(task.classes)
-        options = [task.option_texts[c] for c in classes]
-        scores = answerer.score_options(images, task.question, options, end_of_turn=task.complete_answer)
-        return [Answer(prediction=classes[int(row.argmax())], prompt=task.question,
-                       option_scores={c: float(v) for c, v in zip(classes, row)}, mode=mode)
-                for row in scores]
+        return answer_by_likelihood(answerer, [task], images)[task.name]
     if mode == "direct":
         texts = answerer.generate(images, [task.question] * len(images))
         return [Answer(parse_answer(t, task), task.question, raw_answer=t, mode=mode) for t in texts]

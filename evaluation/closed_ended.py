@@ -17,7 +17,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from dataset.runtime import prepare_run
-from evaluation.answer_modes import Answer, ReportCache, answer_task, effective_mode
+from evaluation.answer_modes import Answer, ReportCache, answer_by_likelihood, answer_task, effective_mode
 from evaluation.calibration import OBJECTIVES, fit_option_biases
 from evaluation.data import load_evaluation_table, load_model_images
 from evaluation.figures import write_figures
@@ -122,38 +122,47 @@ def evaluate_model(name: str, cfg: DictConfig, tasks: list[Task], rows: pd.DataF
     """
     evaluation_cfg = cfg.evaluation
     answerer = build_answerer(load_registry_entry(name, cfg), cfg.paths, evaluation_cfg.generation)
-    grounding_images = evaluation_cfg.grounding.max_images
     try:
         mode = effective_mode(answerer, str(evaluation_cfg.answer_mode),
                               str(evaluation_cfg.text_only_fallback))
-        reports = ReportCache()
         result = ModelEvaluation([], {}, {})
-        image_ids = rows["image_id"].astype(str).tolist()
+        logger.info("%s: %s (%s, %d images)", name, ", ".join(t.name for t in tasks), mode, len(rows))
+        if mode != "likelihood":
+            reports, image_ids = ReportCache(), rows["image_id"].astype(str).tolist()
+            for task in tasks:
+                answers = answer_task(answerer, task, image_ids, images, mode, evaluation_cfg.prompts, reports)
+                result.records += _prediction_rows(name, task, rows, answers)
+            return result
+        # Every task at once: the biomarkers share each image's prompt start.
+        scored = answer_by_likelihood(answerer, tasks, images)
+        fitted = answer_by_likelihood(answerer, tasks, calibration.images) if calibration is not None else {}
         for task in tasks:
-            logger.info("%s: %s (%s, %d images)", name, task.name, mode, len(rows))
-            answers = answer_task(answerer, task, image_ids, images, mode, evaluation_cfg.prompts, reports)
-            result.records += _prediction_rows(name, task, rows, answers)
-            if mode != "likelihood":
-                continue
-            if grounding_images is None or int(grounding_images) > 0:
-                result.grounding[task.name] = image_reliance(task, rows, answers, grounding_images,
-                                                             int(cfg.seed))
-                logger.info("%s: %s image-reliance gap %.3f nats (answer loss %.3f own scan, %.3f swapped)",
-                            name, task.name, result.grounding[task.name]["gap"],
-                            result.grounding[task.name]["answer_loss"],
-                            result.grounding[task.name]["swapped_answer_loss"])
-            if calibration is not None:
-                fitted = answer_task(answerer, task, calibration.image_ids, calibration.images, mode,
-                                     evaluation_cfg.prompts)
-                labels = [task.label_of(row) for _, row in calibration.rows.iterrows()]
-                calibrated, result.biases[task.name] = calibrate(answers, fitted, labels, task,
-                                                                 calibration.objective)
-                result.records += _prediction_rows(name + CALIBRATED_SUFFIX, task, rows, calibrated)
-                logger.info("%s: %s option biases from %d %s images: %s", name, task.name, len(labels),
-                            calibration.split, {c: round(b, 3) for c, b in result.biases[task.name].items()})
+            held_out = (calibration, fitted[task.name]) if calibration is not None else None
+            _add_likelihood_task(result, name, task, rows, scored[task.name], cfg, held_out)
         return result
     finally:
         answerer.close()
+
+
+def _add_likelihood_task(result: ModelEvaluation, name: str, task: Task, rows: pd.DataFrame,
+                         answers: list[Answer], cfg: DictConfig,
+                         calibration: tuple[CalibrationSet, list[Answer]] | None) -> None:
+    """One task's likelihood answers into `result`: the raw records, the image-reliance gap and,
+    with (calibration set, its answers), the calibrated records and their biases."""
+    result.records += _prediction_rows(name, task, rows, answers)
+    grounding_images = cfg.evaluation.grounding.max_images
+    if grounding_images is None or int(grounding_images) > 0:
+        gap = result.grounding[task.name] = image_reliance(task, rows, answers, grounding_images, int(cfg.seed))
+        logger.info("%s: %s image-reliance gap %.3f nats (answer loss %.3f own scan, %.3f swapped)",
+                    name, task.name, gap["gap"], gap["answer_loss"], gap["swapped_answer_loss"])
+    if calibration is None:
+        return
+    calibration_set, fitted = calibration
+    labels = [task.label_of(row) for _, row in calibration_set.rows.iterrows()]
+    calibrated, result.biases[task.name] = calibrate(answers, fitted, labels, task, calibration_set.objective)
+    result.records += _prediction_rows(name + CALIBRATED_SUFFIX, task, rows, calibrated)
+    logger.info("%s: %s option biases from %d %s images: %s", name, task.name, len(labels),
+                calibration_set.split, {c: round(b, 3) for c, b in result.biases[task.name].items()})
 
 
 def summarise(results: list[dict[str, Any]]) -> None:

@@ -8,11 +8,14 @@ the option's token count instead; on the embedded specialist that favoured the l
 (late wet AMD called for 172-193 of 599 test scans against 98 true) and staged 1-3 points lower.
 No text is generated and nothing is parsed. When one question is asked of every image, the
 prompt (image tokens and question) runs once per image with a KV cache shared by all options;
-otherwise every (image, option) sequence runs in full.
+otherwise every (image, option) sequence runs in full. `score_questions` asks several questions of
+the same images (the ten biomarkers) and runs the part every prompt shares, the chat header and the
+image tokens, once per image.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 
@@ -22,6 +25,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from models import format_prompt, to_rgb
+from models.prompting import image_token
 
 logger = logging.getLogger(__name__)
 
@@ -119,28 +123,37 @@ def _option_token_ids(processor, image: Image.Image, question: str, options: Seq
     return len(prompt_ids), [full[len(prompt_ids):] for full in ids[1:]]
 
 
+def _prompt_ids(processor, image: Image.Image, question: str) -> list[int]:
+    return processor(images=to_rgb([image]), text=[format_prompt(processor, question)], return_tensors="pt",
+                     add_special_tokens=False)["input_ids"][0].tolist()
+
+
+def _shared_prefix_length(processor, image: Image.Image, questions: Sequence[str]) -> int | None:
+    """How many leading prompt tokens every question's prompt shares (the chat header and the image
+    tokens, which come before the question), keeping at least one question token in each; None
+    when the shared part does not hold every image token."""
+    prompts = [_prompt_ids(processor, image, q) for q in questions]
+    shared = 0
+    while shared < min(len(p) for p in prompts) - 1 and len({p[shared] for p in prompts}) == 1:
+        shared += 1
+    image_id = _tokenizer(processor).convert_tokens_to_ids(image_token(processor))
+    return shared if image_id not in prompts[0][shared:] else None
+
+
 @torch.no_grad()
-def _score_shared_prompt(model, processor, images: Sequence[Image.Image], question: str,
-                         option_ids: list[list[int]], reduction: str = "sum") -> np.ndarray:
-    """Option scores for a batch of images with one prompt pass per image: the prompt (image and
-    question, identical in length for every image) is run once with a KV cache, which is then
-    repeated for every option's continuation."""
+def _score_after_prompt(model, processor, first: torch.Tensor, cache, prompt_len: int,
+                        option_ids: list[list[int]], reduction: str) -> np.ndarray:
+    """[B, K] option scores given the prompt's run: `first` [B, V], the log-probabilities of the
+    first answer token, and its KV cache, which is repeated for every option's continuation."""
     tokenizer = _tokenizer(processor)
-    device = next(model.parameters()).device
-    num_images, num_options = len(images), len(option_ids)
-    inputs = processor(images=to_rgb(images), text=[format_prompt(processor, question)] * num_images,
-                       return_tensors="pt", add_special_tokens=False).to(device)
-    inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
-    prompt_out = model(**inputs, use_cache=True)
-    first = torch.log_softmax(prompt_out.logits[:, -1].float(), dim=-1)  # [B, V]: the first option token
-    cache = prompt_out.past_key_values
+    device = first.device
+    num_images, num_options = first.shape[0], len(option_ids)
     cache.batch_repeat_interleave(num_options)  # [B * K] rows, image-major
     longest = max(len(o) for o in option_ids)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     ids = torch.tensor([o + [pad] * (longest - len(o)) for o in option_ids], device=device)  # [K, L]
     valid = torch.tensor([[1] * len(o) + [0] * (longest - len(o)) for o in option_ids], device=device)
     ids, valid = ids.repeat(num_images, 1), valid.repeat(num_images, 1)  # [B*K, L]
-    prompt_len = inputs["input_ids"].shape[1]
     mask = torch.cat([torch.ones(ids.shape[0], prompt_len, dtype=valid.dtype, device=device), valid], dim=1)
     rest = torch.log_softmax(model(input_ids=ids, attention_mask=mask, cache=cache).logits.float(),
                              dim=-1)  # [B*K, L, V]: position t predicts option token t + 1
@@ -149,6 +162,48 @@ def _score_shared_prompt(model, processor, images: Sequence[Image.Image], questi
     if longest > 1:
         token_lp[:, 1:] = rest[:, :-1].gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
     return _reduce(token_lp, valid, reduction).view(num_images, num_options).cpu().numpy()
+
+
+def _image_inputs(model, processor, images: Sequence[Image.Image], question: str):
+    inputs = processor(images=to_rgb(images), text=[format_prompt(processor, question)] * len(images),
+                       return_tensors="pt", add_special_tokens=False).to(next(model.parameters()).device)
+    inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
+    return inputs
+
+
+@torch.no_grad()
+def _score_shared_prompt(model, processor, images: Sequence[Image.Image], question: str,
+                         option_ids: list[list[int]], reduction: str = "sum") -> np.ndarray:
+    """Option scores for a batch of images with one prompt pass per image: the prompt (image and
+    question, identical in length for every image) is run once with a KV cache, which is then
+    repeated for every option's continuation."""
+    inputs = _image_inputs(model, processor, images, question)
+    out = model(**inputs, use_cache=True)
+    first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # [B, V]: the first option token
+    return _score_after_prompt(model, processor, first, out.past_key_values, inputs["input_ids"].shape[1],
+                               option_ids, reduction)
+
+
+@torch.no_grad()
+def _score_shared_image(model, processor, images: Sequence[Image.Image], questions: Sequence[str],
+                        prefix_len: int, option_ids: list[list[list[int]]], reduction: str) -> list[np.ndarray]:
+    """Several questions' option scores for a batch of images: the shared prompt start (chat
+    header and image tokens) runs once per image, each question's remaining tokens continue a
+    copy of its KV cache."""
+    inputs = _image_inputs(model, processor, images, questions[0])
+    ones = inputs["attention_mask"][:, :prefix_len]
+    prefix = model(input_ids=inputs["input_ids"][:, :prefix_len], attention_mask=ones,
+                   pixel_values=inputs["pixel_values"], use_cache=True).past_key_values
+    scores = []
+    for question, options in zip(questions, option_ids):
+        suffix = torch.tensor(_prompt_ids(processor, images[0], question)[prefix_len:], device=ones.device)
+        suffix = suffix[None].expand(len(images), -1)  # [B, S]: the same question for every image
+        cache = copy.deepcopy(prefix)
+        mask = torch.cat([ones, torch.ones_like(suffix)], dim=1)
+        logits = model(input_ids=suffix, attention_mask=mask, cache=cache, use_cache=True).logits
+        first = torch.log_softmax(logits[:, -1].float(), dim=-1)  # [B, V]
+        scores.append(_score_after_prompt(model, processor, first, cache, mask.shape[1], options, reduction))
+    return scores
 
 
 def score_options(model, processor, images: Sequence[Image.Image], question: str | Sequence[str],
@@ -194,3 +249,40 @@ def score_options(model, processor, images: Sequence[Image.Image], question: str
         for (i, k), value in zip(chunk, values):
             scores[i, k] = value
     return scores
+
+
+def score_questions(model, processor, images: Sequence[Image.Image], questions: Sequence[str],
+                    options: Sequence[Sequence[str]], batch_size: int = 16, progress: bool = False,
+                    end_of_turn: Sequence[bool] | None = None, reduction: str = "sum") -> list[np.ndarray]:
+    """`score_options` for several questions about the same images (the ten biomarkers): the
+    chat header and the image tokens, which every prompt starts with, run once per image instead
+    of once per question, and the vision tower sees each image once. Falls back to one
+    `score_options` call per question when the prompts share no image-holding start or an
+    option's tokens merge with its prompt.
+
+    Args:
+        questions: one question per task.
+        options: each question's option texts.
+        end_of_turn: per question, whether its options are whole answers (default: all are).
+        batch_size, progress, reduction: as in `score_options`.
+
+    Returns:
+        One array [num_images, len(options[q])] per question.
+    """
+    _check_reduction(reduction)
+    ends = list(end_of_turn) if end_of_turn is not None else [True] * len(questions)
+    if not images or len(questions) < 2:
+        return [score_options(model, processor, images, q, o, batch_size, progress, e, reduction)
+                for q, o, e in zip(questions, options, ends)]
+    splits = [_option_token_ids(processor, images[0], q, o, e) for q, o, e in zip(questions, options, ends)]
+    prefix_len = _shared_prefix_length(processor, images[0], questions)
+    if prefix_len is None or any(split is None for split in splits):
+        logger.debug("questions share no image-holding prompt start; scoring each question on its own")
+        return [score_options(model, processor, images, q, o, batch_size, progress, e, reduction)
+                for q, o, e in zip(questions, options, ends)]
+    option_ids = [split[1] for split in splits]
+    per_batch = max(1, batch_size // max(len(o) for o in options))
+    chunks = [_score_shared_image(model, processor, images[i:i + per_batch], questions, prefix_len, option_ids,
+                                  reduction)
+              for i in tqdm(range(0, len(images), per_batch), desc="scoring options", disable=not progress)]
+    return [np.concatenate([chunk[q] for chunk in chunks]).astype(np.float64) for q in range(len(questions))]

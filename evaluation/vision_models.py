@@ -23,6 +23,7 @@ from PIL import Image
 from curriculum.backends.base import BackendError
 from dataset.secrets import redact
 from evaluation.answer_cache import CACHE_FOLDER, AnswerCache, answer_key
+from models.precision import autocast, resolve_mixed_precision
 from models.registry import ResolvedModel, open_model, resolve_model
 
 logger = logging.getLogger(__name__)
@@ -53,14 +54,19 @@ class VisionAnswerer(Protocol):
 
 
 class LocalVisionModel:
-    """A local Hugging Face image-text-to-text model (opened by `models.registry.open_model`)."""
+    """A local Hugging Face image-text-to-text model (opened by `models.registry.open_model`).
+
+    `mixed_precision` is a resolved precision (`no`, `bf16`, `fp16`; `models.precision`): the
+    forward passes of scoring and generation run under that autocast, the weights stay as loaded.
+    """
 
     supports_likelihood = True
 
     def __init__(self, name: str, model, processor, batch_size: int = 8, max_new_tokens: int = 128,
                  score_batch_size: int = 32, option_score: str = "sum", identity: str | None = None,
-                 report_cache: AnswerCache | None = None):
+                 report_cache: AnswerCache | None = None, mixed_precision: str = "no"):
         self.name = name
+        self.mixed_precision = mixed_precision
         #: what this model's greedy text depends on (`local_model_identity`), with its settings
         self.identity = identity
         #: reports written by this exact model before (`evaluation.answer_modes.ReportCache`)
@@ -74,29 +80,49 @@ class LocalVisionModel:
     def generate(self, images: Sequence[Image.Image], questions: Sequence[str]) -> list[str]:
         from models import generate_answers
 
-        return generate_answers(self.model, self.processor, list(images), list(questions),
-                                max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
-                                progress=len(images) > self.batch_size)
+        with self._autocast():
+            return generate_answers(self.model, self.processor, list(images), list(questions),
+                                    max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
+                                    progress=len(images) > self.batch_size)
 
     def score_options(self, images: Sequence[Image.Image], question: str, options: Sequence[str],
                       end_of_turn: bool = True) -> np.ndarray:
         from evaluation.likelihood import score_options
 
-        return score_options(self.model, self.processor, images, question, options,
-                             batch_size=self.score_batch_size, progress=len(images) > self.batch_size,
-                             end_of_turn=end_of_turn, reduction=self.option_score)
+        with self._autocast():
+            return score_options(self.model, self.processor, images, question, options,
+                                 batch_size=self.score_batch_size, progress=len(images) > self.batch_size,
+                                 end_of_turn=end_of_turn, reduction=self.option_score)
+
+    def score_questions(self, images: Sequence[Image.Image], questions: Sequence[str],
+                        options: Sequence[Sequence[str]], end_of_turn: Sequence[bool]) -> list[np.ndarray]:
+        """`score_options` for several questions, each image's shared prompt start run once
+        (`evaluation.likelihood.score_questions`)."""
+        from evaluation.likelihood import score_questions
+
+        with self._autocast():
+            return score_questions(self.model, self.processor, images, questions, options,
+                                   batch_size=self.score_batch_size, progress=len(images) > self.batch_size,
+                                   end_of_turn=end_of_turn, reduction=self.option_score)
+
+    def _autocast(self):
+        return autocast(self.mixed_precision, next(self.model.parameters()).device)
 
     def close(self) -> None:
         self.model = self.processor = None
 
 
-def local_model_identity(path: Path, max_new_tokens: int) -> str:
+def local_model_identity(path: Path, max_new_tokens: int, mixed_precision: str = "no") -> str:
     """A key for the greedy text a local model folder writes: its weights' identity
     (`models.model_files.weights_identity`: config, each weight file's name, size and modification
-    time) and the token limit."""
+    time), the token limit and the resolved precision it computes in (bf16 and float32 logits can
+    pick different tokens)."""
     from models.model_files import weights_identity
 
-    return hashlib.sha256(f"{weights_identity(path)}\x1fmax_new_tokens={max_new_tokens}".encode()).hexdigest()
+    settings = f"max_new_tokens={max_new_tokens}"
+    if mixed_precision != "no":  # float32 keys stay what they were, so existing caches still hit
+        settings += f"\x1fmixed_precision={mixed_precision}"
+    return hashlib.sha256(f"{weights_identity(path)}\x1f{settings}".encode()).hexdigest()
 
 
 def image_png(image: Image.Image) -> bytes:
@@ -212,16 +238,20 @@ def _answer_cache(name: str, paths_cfg: Mapping[str, Any] | None, generation_cfg
 
 
 def build_answerer(entry_cfg: Mapping[str, Any], paths_cfg: Mapping[str, Any] | None,
-                   generation_cfg: Mapping[str, Any]) -> VisionAnswerer:
+                   generation_cfg: Mapping[str, Any],
+                   precision_key: str = "evaluation.generation.mixed_precision") -> VisionAnswerer:
     """Resolve a registry entry and open it for evaluation.
 
     Args:
         entry_cfg: a `configs/pretrained_models/<name>.yaml` entry.
         paths_cfg: the `paths` config (API key lookup).
         generation_cfg: `batch_size`, `score_batch_size`, `max_new_tokens`, `concurrency`, `device`,
-            `option_score` (`sum` or `mean`, likelihood mode).
+            `option_score` (`sum` or `mean`, likelihood mode), `mixed_precision` (local models:
+            `no`, `bf16`, `fp16` or `auto`, `models.precision`; absent = `no`).
+        precision_key: where `mixed_precision` sits in the run's config (named in its error).
 
     Raises:
+        dataset.errors.ConfigError: an unknown `mixed_precision`.
         ValueError: the entry is `new` (an untrained build has nothing to evaluate).
         models.registry.ModelNotFoundError: a local directory is missing (the message says how to make it).
     """
@@ -232,10 +262,14 @@ def build_answerer(entry_cfg: Mapping[str, Any], paths_cfg: Mapping[str, Any] | 
         # inference demo) leave them out and never score options.
         scoring = {key: cast(generation_cfg[key]) for key, cast in (("score_batch_size", int),
                                                                     ("option_score", str)) if key in generation_cfg}
+        precision = resolve_mixed_precision(generation_cfg.get("mixed_precision", "no"), precision_key)
         model, processor = open_model(resolved, device=generation_cfg["device"])
+        logger.info("%s: forward passes in %s (mixed_precision=%s)", resolved.name,
+                    "float32" if precision == "no" else f"{precision} autocast",
+                    generation_cfg.get("mixed_precision", "no"))
         return LocalVisionModel(resolved.name, model, processor, batch_size=batch_size,
-                                max_new_tokens=max_new_tokens, **scoring,
-                                identity=local_model_identity(Path(resolved.path), max_new_tokens),
+                                max_new_tokens=max_new_tokens, **scoring, mixed_precision=precision,
+                                identity=local_model_identity(Path(resolved.path), max_new_tokens, precision),
                                 report_cache=_answer_cache(resolved.name, paths_cfg, generation_cfg,
                                                            "report_cache_dir", REPORT_CACHE_FOLDER))
     if resolved.kind == "openai":

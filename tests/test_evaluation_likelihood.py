@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from evaluation.likelihood import score_options
+from evaluation.likelihood import score_options, score_questions
 from models import format_prompt, load_vlm
 
 OPTIONS = ["Healthy.", "Early AMD.", "Late wet AMD (active)."]
@@ -73,3 +73,19 @@ def test_shared_prompt_cache_matches_full_sequences(tiny, images):
     cached = score_options(model, processor, images, QUESTION, OPTIONS, end_of_turn=False)
     full = score_options(model, processor, images, [QUESTION] * len(images), OPTIONS, end_of_turn=False)
     np.testing.assert_allclose(cached, full, atol=1e-4)
+
+
+def test_questions_sharing_the_image_score_as_each_question_alone(tiny_vlm_dir, images):
+    model, processor = load_vlm(tiny_vlm_dir, device="cpu")
+    with torch.no_grad():  # the random projector's features are too faint to tell images apart
+        for weight in model.model.multi_modal_projector.parameters():
+            weight.mul_(300)
+    questions = [QUESTION, "Is there drusen?", "Is there subretinal fluid in the fovea of this scan?"]
+    options = [OPTIONS, ["There is drusen", "There is no drusen"], ["Yes.", "No.", "Maybe."]]
+    ends = [True, False, True]
+    shared = score_questions(model, processor, images * 3, questions, options, batch_size=4, end_of_turn=ends)
+    alone = [score_options(model, processor, images * 3, q, o, end_of_turn=e) for q, o, e in zip(questions, options, ends)]
+    assert [s.shape for s in shared] == [(6, 3), (6, 2), (6, 3)]
+    for got, expected in zip(shared, alone):
+        np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert abs(alone[0][0] - alone[0][1]).max() > 0.01  # 100x the tolerance: the images' scores differ: a mix-up would show

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from support.training import part_2_overrides, training_overrides, write_training_data
 from dataset.errors import ConfigError
 from models.training import run_vision_language_pretraining
-from models.training.settings import native_bf16, resolve_mixed_precision
+from models.precision import native_bf16, resolve_mixed_precision
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"

@@ -29,6 +29,7 @@ from models.model_card import write_training_card
 from models.model_files import IncompleteModelError, weights_identity
 from dataset.errors import ConfigError
 from models.policies import apply_trainable_policy, check_8bit_policy, count_parameters, unwrap_for_saving
+from models.precision import resolve_mixed_precision
 from models.quantization import quantize_vlm_8bit
 from models.registry import open_model, resolve_model
 from models.training.checkpoint import config_fingerprint, find_resumable
@@ -36,7 +37,7 @@ from models.training.collate import QACollator, filter_examples
 from models.training.data import (CurriculumDataset, EpochPlan, flatten, join_split, load_curriculum,
                                   require_training_records, store_records_path)
 from models.training.loop import run_training_loop
-from models.training.settings import check_training_settings, resolve_mixed_precision
+from models.training.settings import check_training_settings
 from models.training.trackers import build_trackers
 from models.training.vision_pretraining import maybe_pretrain_vision
 from models.vlm import build_vlm, check_image_token_count, save_vlm

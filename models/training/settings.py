@@ -7,10 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import torch
-
-from dataset.errors import ConfigError
 from dataset.setting_checks import check_number
+from models.precision import resolve_mixed_precision
 
 # key -> (whole number?, lowest allowed value)
 _BOUNDS = {"max_steps": (True, 1), "batch_size": (True, 1), "gradient_accumulation_steps": (True, 1),
@@ -21,34 +19,6 @@ _BOUNDS = {"max_steps": (True, 1), "batch_size": (True, 1), "gradient_accumulati
 _VISION_BOUNDS = {"steps": (True, 0), "batch_size": (True, 1), "learning_rate": (False, 0.0),
                   "warmup_steps": (True, 0), "log_every": (True, 1), "biomarker_weight": (False, 0.0),
                   "biomarker_balance": (False, 0.0)}
-
-
-#: `training.mixed_precision`: accelerate's three settings, and `auto` (see `resolve_mixed_precision`).
-MIXED_PRECISIONS = ("no", "bf16", "fp16", "auto")
-
-
-def native_bf16() -> bool:
-    """Whether this machine computes in bfloat16 natively: a CUDA GPU with bf16, or a CPU with
-    AVX512-BF16 or AMX. Elsewhere torch emulates bf16 on the CPU, slower than float32."""
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    # Private probes of torch.cpu (a missing one counts as no support).
-    return any(getattr(torch.cpu, probe, lambda: False)()
-               for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-
-
-def resolve_mixed_precision(setting: str) -> str:
-    """accelerate's precision for `training.mixed_precision`: `auto` is bf16 autocast (float32
-    weights) where the hardware computes in bf16 natively (`native_bf16`), else "no"; the other
-    values pass through. The curriculum stages use `auto`: on 2 AVX512-BF16 cores a training step of
-    the embedded default ran 1.4 (100 tokens) to 1.6 (310 tokens) times as fast under bf16
-    (`benchmarks/training_throughput.py --compare-autocast`; docs/experiments.md, "bf16 training")."""
-    setting = str(setting)
-    if setting not in MIXED_PRECISIONS:
-        raise ConfigError(f"training.mixed_precision must be one of {', '.join(MIXED_PRECISIONS)}, got {setting!r}")
-    if setting == "auto":
-        return "bf16" if native_bf16() else "no"
-    return setting
 
 
 def check_training_settings(train_cfg: Mapping[str, Any]) -> None:
