@@ -62,8 +62,7 @@ def _double_layer(f, rng):
     extent = f["double_layer_sign_extent"]
     where = _where(f, "double_layer_sign", rng)
     return _pick(rng, (f"A {extent} {_name('double_layer_sign')} is seen {where}.",
-                       f"There is a {extent} shallow irregular RPE elevation with a double-layer sign "
-                       f"{where}."))
+                       f"There is a {extent} double-layer sign {where}, a shallow irregular RPE elevation."))
 
 
 def _atrophy(f, rng):
