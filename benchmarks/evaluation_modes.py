@@ -2,9 +2,10 @@
 
 Prints images/s for `likelihood` vs `two_step` staging, for the ten biomarker questions scored one
 at a time vs sharing each image's prompt start (`evaluation.likelihood.score_questions`), and for
-batched vs one-at-a-time generation, each as a ratio against its baseline measured in this run. `--compare-autocast` also
-times option scoring and report generation in float32 against bf16 autocast
-(`evaluation.generation.mixed_precision`), with how often the two pick the same option.
+batched vs one-at-a-time generation, each as a ratio against its baseline measured in this run.
+`--compare-autocast` also times option scoring and report generation in float32 against bf16
+autocast (`evaluation.generation.mixed_precision` switches the scoring), with how often the two
+pick the same option.
 
     python benchmarks/evaluation_modes.py                       # trained specialist if present
     python benchmarks/evaluation_modes.py --model-dir outputs/models/specialist_v5_192px --images 32
@@ -116,8 +117,10 @@ def main() -> None:
 
 
 def _compare_autocast(model, task, images, questions) -> None:
-    """float32 (baseline) against bf16 autocast: option scoring and batched generation."""
-    from models.precision import native_bf16
+    """float32 (baseline) against bf16 autocast: option scoring (what `mixed_precision` switches)
+    and batched generation (autocast applied here: the evaluation generates in float32, as this
+    comparison found bf16 decoding slower on 2 cores)."""
+    from models.precision import autocast, native_bf16
 
     n, options = len(images), list(task.option_texts.values())
     timings, scores, reports = {}, {}, {}
@@ -128,7 +131,8 @@ def _compare_autocast(model, task, images, questions) -> None:
         scores[precision] = model.score_options(images, task.question, options)
         timings[precision, "score"] = time.perf_counter() - start
         start = time.perf_counter()
-        reports[precision] = model.generate(images, questions)
+        with autocast(precision, next(model.model.parameters()).device):
+            reports[precision] = model.generate(images, questions)
         timings[precision, "generate"] = time.perf_counter() - start
     model.mixed_precision = "no"
     print(f"\nbf16 autocast against float32, {n} images (bf16 native here: {native_bf16()})")
