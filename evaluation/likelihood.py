@@ -128,16 +128,19 @@ def _prompt_ids(processor, image: Image.Image, question: str) -> list[int]:
                      add_special_tokens=False)["input_ids"][0].tolist()
 
 
-def _shared_prefix_length(processor, image: Image.Image, questions: Sequence[str]) -> int | None:
-    """How many leading prompt tokens every question's prompt shares (the chat header and the image
-    tokens, which come before the question), keeping at least one question token in each; None
-    when the shared part does not hold every image token."""
+def _shared_prompt_start(processor, image: Image.Image, questions: Sequence[str]) -> tuple[int, list[list[int]]] | None:
+    """(how many leading prompt tokens every question's prompt shares, each prompt's remaining
+    tokens): the shared start is the chat header and the image tokens, which come before the
+    question, and every prompt keeps at least one token of its own. None when the shared start
+    does not hold every image token."""
     prompts = [_prompt_ids(processor, image, q) for q in questions]
     shared = 0
     while shared < min(len(p) for p in prompts) - 1 and len({p[shared] for p in prompts}) == 1:
         shared += 1
     image_id = _tokenizer(processor).convert_tokens_to_ids(image_token(processor))
-    return shared if image_id not in prompts[0][shared:] else None
+    if image_id in prompts[0][shared:]:
+        return None
+    return shared, [p[shared:] for p in prompts]
 
 
 @torch.no_grad()
@@ -185,19 +188,19 @@ def _score_shared_prompt(model, processor, images: Sequence[Image.Image], questi
 
 
 @torch.no_grad()
-def _score_shared_image(model, processor, images: Sequence[Image.Image], questions: Sequence[str],
-                        prefix_len: int, option_ids: list[list[list[int]]], reduction: str) -> list[np.ndarray]:
+def _score_shared_image(model, processor, images: Sequence[Image.Image], first_question: str, prefix_len: int,
+                        suffixes: list[list[int]], option_ids: list[list[list[int]]], reduction: str) -> list[np.ndarray]:
     """Several questions' option scores for a batch of images: the shared prompt start (chat
-    header and image tokens) runs once per image, each question's remaining tokens continue a
-    copy of its KV cache."""
-    inputs = _image_inputs(model, processor, images, questions[0])
+    header and image tokens, the first `prefix_len` tokens of `first_question`'s prompt) runs once
+    per image; each question's own prompt tokens (`suffixes`) continue a copy of its KV cache."""
+    inputs = _image_inputs(model, processor, images, first_question)
     ones = inputs["attention_mask"][:, :prefix_len]
     prefix = model(input_ids=inputs["input_ids"][:, :prefix_len], attention_mask=ones,
                    pixel_values=inputs["pixel_values"], use_cache=True).past_key_values
     scores = []
-    for question, options in zip(questions, option_ids):
-        suffix = torch.tensor(_prompt_ids(processor, images[0], question)[prefix_len:], device=ones.device)
-        suffix = suffix[None].expand(len(images), -1)  # [B, S]: the same question for every image
+    for own_tokens, options in zip(suffixes, option_ids):
+        # [B, S]: the same question for every image
+        suffix = torch.tensor(own_tokens, device=ones.device)[None].expand(len(images), -1)
         cache = copy.deepcopy(prefix)
         mask = torch.cat([ones, torch.ones_like(suffix)], dim=1)
         logits = model(input_ids=suffix, attention_mask=mask, cache=cache, use_cache=True).logits
@@ -271,18 +274,17 @@ def score_questions(model, processor, images: Sequence[Image.Image], questions: 
     """
     _check_reduction(reduction)
     ends = list(end_of_turn) if end_of_turn is not None else [True] * len(questions)
-    if not images or len(questions) < 2:
+    start, splits = None, []
+    if images and len(questions) > 1:
+        splits = [_option_token_ids(processor, images[0], q, o, e) for q, o, e in zip(questions, options, ends)]
+        start = _shared_prompt_start(processor, images[0], questions)
+    if start is None or any(split is None for split in splits):  # one question at a time
         return [score_options(model, processor, images, q, o, batch_size, progress, e, reduction)
                 for q, o, e in zip(questions, options, ends)]
-    splits = [_option_token_ids(processor, images[0], q, o, e) for q, o, e in zip(questions, options, ends)]
-    prefix_len = _shared_prefix_length(processor, images[0], questions)
-    if prefix_len is None or any(split is None for split in splits):
-        logger.debug("questions share no image-holding prompt start; scoring each question on its own")
-        return [score_options(model, processor, images, q, o, batch_size, progress, e, reduction)
-                for q, o, e in zip(questions, options, ends)]
+    prefix_len, suffixes = start
     option_ids = [split[1] for split in splits]
     per_batch = max(1, batch_size // max(len(o) for o in options))
-    chunks = [_score_shared_image(model, processor, images[i:i + per_batch], questions, prefix_len, option_ids,
-                                  reduction)
+    chunks = [_score_shared_image(model, processor, images[i:i + per_batch], questions[0], prefix_len, suffixes,
+                                  option_ids, reduction)
               for i in tqdm(range(0, len(images), per_batch), desc="scoring options", disable=not progress)]
     return [np.concatenate([chunk[q] for chunk in chunks]).astype(np.float64) for q in range(len(questions))]
