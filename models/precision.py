@@ -2,9 +2,9 @@
 
 One vocabulary for both (accelerate's): `no` (float32), `bf16`, `fp16` (CUDA only) and `auto`,
 bf16 autocast over float32 weights where the machine computes in bf16 natively, else float32.
-Training passes the resolved value to accelerate (`models.training.settings`); inference wraps
-its forward passes in `autocast` (`evaluation.vision_models.LocalVisionModel`). The weights stay
-float32 either way, so a saved model does not depend on the setting.
+Training passes the resolved value to accelerate (`models.training.settings`); evaluation wraps
+its option scoring in `autocast` (`evaluation.vision_models.LocalVisionModel`; generation stays
+float32). The weights stay float32 either way, so a saved model does not depend on the setting.
 """
 
 from __future__ import annotations
