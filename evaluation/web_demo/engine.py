@@ -26,6 +26,7 @@ from PIL import Image
 
 from dataset.clinical import load_knowledge
 from dataset.transforms import build_scan_transform
+from evaluation.answer_modes import answer_by_likelihood
 from evaluation.tasks import PRESENT, Task, build_tasks
 from evaluation.vision_models import build_answerer
 from evaluation.web_demo.inputs import DemoInputError
@@ -166,11 +167,11 @@ class DemoEngine:
                 tasks: Sequence[Task]) -> list[list[OptionResult]]:
         """Option probabilities of each task for each view: [view][task]."""
         results: list[list[OptionResult]] = [[] for _ in views]
+        # All tasks at once: their questions share each view's image pass (as in the evaluation).
+        answers = answer_by_likelihood(model.answerer, tasks, list(views))
         for task in tasks:
             classes = list(task.classes)
-            scores = np.asarray(model.answerer.score_options(list(views), task.question,
-                                                             [task.option_texts[c] for c in classes],
-                                                             end_of_turn=task.complete_answer))  # [N, K]
+            scores = np.array([[a.option_scores[c] for c in classes] for a in answers[task.name]])  # [N, K]
             bias = model.biases.get(task.name)
             if bias and set(bias) == set(classes):
                 scores = scores + np.array([bias[c] for c in classes])[None]
