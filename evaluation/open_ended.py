@@ -3,8 +3,9 @@ referral and ten findings from it, which are scored against the labels like clos
 
 `run_open_ended_evaluation(cfg)` is what `run/open_ended_evaluation.py` calls. Besides the
 closed-ended outputs (per-task metrics with CIs, comparisons, figures) it writes `reports.jsonl`
-and `report_accuracy.csv`: per model, the mean share of the twelve items a report gets right and
-the share of reports that get all of them right, with patient-bootstrap CIs.
+and `report_accuracy.csv`: per model, the mean share of the twelve items a report gets right, the
+share of reports that get all of them right, and the shares of reports that contradict themselves
+or repeat a sentence (`evaluation.report_quality`), with patient-bootstrap CIs.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from evaluation.closed_ended import score_and_write
 from evaluation.data import load_evaluation_table, load_model_images
 from evaluation.judge import build_judge
 from evaluation.outputs import PREDICTIONS_FILE, write_jsonl
+from evaluation.report_quality import report_quality
 from evaluation.scoring import majority_predictions
 from evaluation.statistics import patient_bootstrap
 from evaluation.tasks import Task, build_tasks
@@ -92,7 +94,7 @@ def run_open_ended_evaluation(cfg: DictConfig) -> dict[str, Any]:
                            "not counted as %s's invalid answers: rerun (the reports of API models are cached)",
                            judge_failures[name], len(reports), name, next(f for f in failures if f), name)
         for (_, row), report, found, failure in zip(rows.iterrows(), reports, extracted, failures):
-            report_lines.append({"model": name, "image_id": str(row["image_id"]),
+            report_lines.append({"model": name, "image_id": str(row["image_id"]), "patient_id": str(row["patient_id"]),
                                  "prompt": str(task_cfg.report_question), "report": report,
                                  "judge": judge.name, "extracted": found, "judge_error": failure})
             if failure is not None:
@@ -112,6 +114,9 @@ def run_open_ended_evaluation(cfg: DictConfig) -> dict[str, Any]:
     stats = cfg.evaluation.statistics
     accuracy = (report_accuracy(pd.DataFrame(records), int(stats.n_resamples), int(stats.seed))
                 if records else pd.DataFrame())
+    if report_lines:
+        quality = report_quality(pd.DataFrame(report_lines), int(stats.n_resamples), int(stats.seed))
+        accuracy = pd.concat([accuracy, quality], ignore_index=True)
     accuracy.to_csv(run_dir / REPORT_ACCURACY_CSV, index=False)
     for _, r in accuracy.iterrows():
         logger.info("%s %s: %.3f [%.3f, %.3f]", r["model"], r["metric"], r["value"],

@@ -197,7 +197,7 @@ def parse_answer(text: str | None, task: Task, lexicon: Lexicon | None = None) -
     if not text or not text.strip():
         return None
     lex = lexicon or load_lexicon()
-    text = lex.shared_head.sub(_name_both, text)
+    text = expand_shared_heads(text, lex)
     if task.kind == "biomarker":
         return _parse_biomarker(text, task, lex)
     exact = _exact(text, task)
@@ -210,6 +210,11 @@ def parse_answer(text: str | None, task: Task, lexicon: Lexicon | None = None) -
     if chosen is None and task.kind == "staging" and _only_unspecific_wet(text, asserted, lex):
         return _wet_activity(text, lex)
     return chosen
+
+
+def expand_shared_heads(text: str, lexicon: Lexicon | None = None) -> str:
+    """Name both findings that share a head noun in full, as `parse_answer` reads them."""
+    return (lexicon or load_lexicon()).shared_head.sub(_name_both, text)
 
 
 def _name_both(match: re.Match) -> str:

@@ -92,6 +92,15 @@ def report_rows(metrics: Mapping[str, Any] | None, model: str, source: str, task
     return rows
 
 
+def report_quality_line(metrics: Mapping[str, Any] | None, model: str) -> list[str]:
+    """The shares of a model's open-ended reports that contradict themselves or repeat a sentence."""
+    found = {r["metric"]: r for r in (metrics or {}).get("report_accuracy", []) if r.get("model") == model}
+    parts = [f"{label} {found[key]['value']:.1%} [{found[key]['ci_low']:.1%}, {found[key]['ci_high']:.1%}]"
+             for key, label in (("contradictory_reports", "state and deny the same finding"),
+                                ("repetitive_reports", "repeat a sentence")) if key in found]
+    return ["", f"Open-ended reports that {'; that '.join(parts)}."] if parts else []
+
+
 def saliency_rows(summary: Mapping[str, Any] | None) -> list[str]:
     """Per biomarker: phrases scored, pointing game against the uniform map, energy ratio."""
     if not summary:
@@ -140,6 +149,7 @@ def write_pipeline_summary(pipeline_dir: str | Path, specialist: str = "speciali
                                 ("two_step_referral", "two-step protocol", ("referral",)),
                                 ("open_ended", "open-ended judge", ("staging", "referral"))):
         lines += report_rows(_load(pipeline_dir / step / "metrics.json"), specialist, source, tasks)
+    lines += report_quality_line(_load(pipeline_dir / "open_ended" / "metrics.json"), specialist)
     lines += ["", "## Saliency on the phantom's own reports (pointing game vs a uniform map)", "",
               "| biomarker | phrases | pointing game vs uniform | energy share / uniform |", "|---|---|---|---|"]
     lines += saliency_rows(_load(pipeline_dir / "saliency" / "localisation_summary.json"))

@@ -45,6 +45,8 @@ def collect_seed_metrics(seeds_dir: str | Path) -> pd.DataFrame:
                       "metric": name, "value": result["metrics"][name]["value"]} for name in names]
         if not reports:
             rows += _biomarkers_above_majority(metrics, seed, split)
+        rows += [{"seed": seed, "split": split, "model": r["model"], "task": "reports", "metric": r["metric"],
+                  "value": r["value"]} for r in metrics.get("report_accuracy") or []]
         for model, tasks in (metrics.get("grounding") or {}).items():
             rows += [{"seed": seed, "split": split, "model": model, "task": task, "metric": "grounding_gap",
                       "value": g["gap"]}

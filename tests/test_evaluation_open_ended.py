@@ -79,7 +79,9 @@ def test_open_ended_run_tiny(tmp_path, tiny_vlm_dir):
     reports = [json.loads(x) for x in (out["run_dir"] / "reports.jsonl").read_text().splitlines()]
     assert len(reports) == 3 and set(reports[0]["extracted"]) == {t.name for t in report_tasks()}
     accuracy = pd.read_csv(out["run_dir"] / "report_accuracy.csv")
-    assert set(accuracy["metric"]) == {"item_accuracy", "all_items_correct"}
+    assert set(accuracy["metric"]) == {"item_accuracy", "all_items_correct", "contradictory_reports",
+                                       "repetitive_reports"}
+    assert accuracy["value"].between(0, 1).all()
     assert {r["task"] for r in out["results"]} == {t.name for t in report_tasks()}
 
 

@@ -32,7 +32,9 @@ def test_pipeline_summary_reports_every_step_and_says_what_did_not_run(tmp_path)
         "grounding": {"specialist_v5_192px": {"staging": {"gap": 3.1}}, "retinavlm_base_192px": {"staging": {"gap": 0.7}}}})
     _write(pipe / "open_ended", {"tasks": ["staging", "referral"], "results": [
         _result("specialist_v5_192px", "staging", 0.61, 0.5, invalid=0.02),
-        _result("specialist_v5_192px", "referral", 0.8, 0.7), _result("majority_class", "referral", 0.62, 0.25)]})
+        _result("specialist_v5_192px", "referral", 0.8, 0.7), _result("majority_class", "referral", 0.62, 0.25)],
+        "report_accuracy": [{"model": "specialist_v5_192px", "metric": "contradictory_reports", "value": 0.25,
+                             "ci_low": 0.2, "ci_high": 0.3}]})
     _write(pipe / "train_part_2", {"grounding": [{"step": 800, "all": {"gap": 0.09},
                                                   "10_staging_accuracy": {"gap": 0.6}}]})
     (pipe / "saliency").mkdir()
@@ -48,6 +50,7 @@ def test_pipeline_summary_reports_every_step_and_says_what_did_not_run(tmp_path)
     assert "| open-ended judge: staging | 0.610 [0.560, 0.660] | 2.0% | - |" in text
     assert "| open-ended judge: referral | 0.800 [0.750, 0.850] | 0.0% | 0.620 [0.570, 0.670] |" in text
     assert "| two-step protocol: staging | not run |" in text
+    assert "Open-ended reports that state and deny the same finding 25.0% [20.0%, 30.0%]." in text
     assert "| srf | 12 | 0.250 vs 0.050 | 1.80 |" in text
     assert "| train_part_2 (step 800) | 0.090 | 10_staging_accuracy 0.600 |" in text
     assert "| train_part_1 | not run |" in text
@@ -111,3 +114,11 @@ def test_seed_summary_reads_reports_of_open_ended_runs(tmp_path):
 def test_seed_summary_without_seeds_names_the_command(tmp_path):
     with pytest.raises(FileNotFoundError, match="make seeds"):
         summarise_seeds(tmp_path)
+
+
+def test_seed_summary_carries_the_report_quality_shares(tmp_path):
+    for seed, share in (("0", 0.2), ("1", 0.4), ("2", 0.3)):
+        _write(tmp_path / f"seed_{seed}" / "open_ended", {"tasks": [], "results": [], "report_accuracy": [
+            {"model": "specialist_v5_192px", "metric": "contradictory_reports", "value": share}]})
+    row = summarise_seeds(tmp_path).query("task == 'reports' and metric == 'contradictory_reports'").iloc[0]
+    assert row["mean"] == pytest.approx(0.3) and row["std"] == pytest.approx(0.1) and row["seeds"] == 3
