@@ -132,7 +132,7 @@ def run_demo_inference(cfg: DictConfig) -> DemoAnswers:
     if not images:
         listed = "; ".join(f"{u['file']}: {u['reason']}" for u in unreadable)
         raise InputError(f"none of the {len(unreadable)} image files at {task.images} could be read ({listed})")
-    answerer = build_answerer(cfg.pretrained_models, cfg.paths, cfg.demo, "demo.mixed_precision")
+    answerer = build_answerer(cfg.pretrained_models, cfg.paths, cfg.demo, "demo")
     try:
         pairs = [(i, q) for i in range(len(images)) for q in questions]
         answers = answerer.generate([images[i] for i, _ in pairs], [q for _, q in pairs])

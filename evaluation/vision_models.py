@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from curriculum.backends.base import BackendError
+from dataset.errors import ConfigError
 from dataset.secrets import redact
 from evaluation.answer_cache import CACHE_FOLDER, AnswerCache, answer_key
 from models.precision import autocast, resolve_mixed_precision
@@ -58,14 +59,16 @@ class LocalVisionModel:
 
     `mixed_precision` is a resolved precision (`no`, `bf16`, `fp16`; `models.precision`): option
     scoring runs under that autocast, the weights stay as loaded; generation stays in the weights'
-    precision.
+    precision. Generation is greedy, with `repetition_penalty` on the tokens an answer has already
+    written (`models.generate_answers`).
     """
 
     supports_likelihood = True
 
     def __init__(self, name: str, model, processor, batch_size: int = 8, max_new_tokens: int = 128,
                  score_batch_size: int = 32, option_score: str = "sum", identity: str | None = None,
-                 report_cache: AnswerCache | None = None, mixed_precision: str = "no"):
+                 report_cache: AnswerCache | None = None, mixed_precision: str = "no",
+                 repetition_penalty: float = 1.0):
         self.name = name
         self.mixed_precision = mixed_precision
         #: what this model's greedy text depends on (`local_model_identity`), with its settings
@@ -75,6 +78,7 @@ class LocalVisionModel:
         self.model, self.processor = model, processor
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
+        self.repetition_penalty = repetition_penalty
         self.score_batch_size = score_batch_size
         self.option_score = option_score
 
@@ -85,7 +89,7 @@ class LocalVisionModel:
         # weight to bf16 again at each step (20% fewer reports/s under bf16 on 2 cores).
         return generate_answers(self.model, self.processor, list(images), list(questions),
                                 max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
-                                progress=len(images) > self.batch_size)
+                                progress=len(images) > self.batch_size, repetition_penalty=self.repetition_penalty)
 
     def score_options(self, images: Sequence[Image.Image], question: str, options: Sequence[str],
                       end_of_turn: bool = True) -> np.ndarray:
@@ -114,13 +118,35 @@ class LocalVisionModel:
         self.model = self.processor = None
 
 
-def local_model_identity(path: Path, max_new_tokens: int) -> str:
+def local_model_identity(path: Path, max_new_tokens: int, repetition_penalty: float = 1.0) -> str:
     """A key for the greedy text a local model folder writes: its weights' identity
     (`models.model_files.weights_identity`: config, each weight file's name, size and modification
-    time) and the token limit."""
+    time), the token limit and the repetition penalty (named only when it is not 1, so reports
+    written without one keep their key)."""
     from models.model_files import weights_identity
 
-    return hashlib.sha256(f"{weights_identity(path)}\x1fmax_new_tokens={max_new_tokens}".encode()).hexdigest()
+    settings = f"max_new_tokens={max_new_tokens}"
+    if float(repetition_penalty) != 1.0:
+        settings += f"\x1frepetition_penalty={float(repetition_penalty)!r}"
+    return hashlib.sha256(f"{weights_identity(path)}\x1f{settings}".encode()).hexdigest()
+
+
+def repetition_penalty(generation_cfg: Mapping[str, Any], key: str) -> float:
+    """The generation's `repetition_penalty` (absent or null = 1.0, none).
+
+    Raises:
+        dataset.errors.ConfigError: not a number, or below 1 (which would favour repeating), naming `key`.
+    """
+    value = generation_cfg.get("repetition_penalty")
+    if value is None:
+        return 1.0
+    try:
+        penalty = float(value)
+    except (TypeError, ValueError):
+        penalty = float("nan")
+    if not penalty >= 1.0:
+        raise ConfigError(f"{key} must be a number >= 1 (1 = no penalty), got {value!r}")
+    return penalty
 
 
 def image_png(image: Image.Image) -> bytes:
@@ -237,7 +263,7 @@ def _answer_cache(name: str, paths_cfg: Mapping[str, Any] | None, generation_cfg
 
 def build_answerer(entry_cfg: Mapping[str, Any], paths_cfg: Mapping[str, Any] | None,
                    generation_cfg: Mapping[str, Any],
-                   precision_key: str = "evaluation.generation.mixed_precision") -> VisionAnswerer:
+                   settings_key: str = "evaluation.generation") -> VisionAnswerer:
     """Resolve a registry entry and open it for evaluation.
 
     Args:
@@ -245,11 +271,12 @@ def build_answerer(entry_cfg: Mapping[str, Any], paths_cfg: Mapping[str, Any] | 
         paths_cfg: the `paths` config (API key lookup).
         generation_cfg: `batch_size`, `score_batch_size`, `max_new_tokens`, `concurrency`, `device`,
             `option_score` (`sum` or `mean`, likelihood mode), `mixed_precision` (local models'
-            option scoring: `no`, `bf16`, `fp16` or `auto`, `models.precision`; absent = `no`).
-        precision_key: where `mixed_precision` sits in the run's config (named in its error).
+            option scoring: `no`, `bf16`, `fp16` or `auto`, `models.precision`; absent = `no`),
+            `repetition_penalty` (local models' generation, >= 1; absent = 1, none).
+        settings_key: where `generation_cfg` sits in the run's config (named in errors).
 
     Raises:
-        dataset.errors.ConfigError: an unknown `mixed_precision`.
+        dataset.errors.ConfigError: an unknown `mixed_precision`, or a `repetition_penalty` below 1.
         ValueError: the entry is `new` (an untrained build has nothing to evaluate).
         models.registry.ModelNotFoundError: a local directory is missing (the message says how to make it).
     """
@@ -260,14 +287,17 @@ def build_answerer(entry_cfg: Mapping[str, Any], paths_cfg: Mapping[str, Any] | 
         # inference demo) leave them out and never score options.
         scoring = {key: cast(generation_cfg[key]) for key, cast in (("score_batch_size", int),
                                                                     ("option_score", str)) if key in generation_cfg}
-        precision = resolve_mixed_precision(generation_cfg.get("mixed_precision", "no"), precision_key)
+        precision = resolve_mixed_precision(generation_cfg.get("mixed_precision", "no"),
+                                            f"{settings_key}.mixed_precision")
+        penalty = repetition_penalty(generation_cfg, f"{settings_key}.repetition_penalty")
         model, processor = open_model(resolved, device=generation_cfg["device"])
         logger.info("%s: option scoring in %s (mixed_precision=%s)", resolved.name,
                     "float32" if precision == "no" else f"{precision} autocast",
                     generation_cfg.get("mixed_precision", "no"))
         return LocalVisionModel(resolved.name, model, processor, batch_size=batch_size,
                                 max_new_tokens=max_new_tokens, **scoring, mixed_precision=precision,
-                                identity=local_model_identity(Path(resolved.path), max_new_tokens),
+                                repetition_penalty=penalty,
+                                identity=local_model_identity(Path(resolved.path), max_new_tokens, penalty),
                                 report_cache=_answer_cache(resolved.name, paths_cfg, generation_cfg,
                                                            "report_cache_dir", REPORT_CACHE_FOLDER))
     if resolved.kind == "openai":

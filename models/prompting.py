@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
+from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
 
 from models.tokenizer import IMAGE_TOKEN, end_of_turn_ids
 
@@ -60,7 +61,8 @@ def to_rgb(images: Sequence[Image.Image]) -> list[Image.Image]:
 
 @torch.no_grad()
 def generate_answers(model, processor, images: Sequence[Image.Image], questions: Sequence[str],
-                     max_new_tokens: int = 128, batch_size: int = 8, progress: bool = False) -> list[str]:
+                     max_new_tokens: int = 128, batch_size: int = 8, progress: bool = False,
+                     repetition_penalty: float = 1.0) -> list[str]:
     """Answer one question per image with greedy decoding that stops at end-of-turn.
 
     Args:
@@ -71,6 +73,9 @@ def generate_answers(model, processor, images: Sequence[Image.Image], questions:
         max_new_tokens: generation budget per answer.
         batch_size: images per forward pass (prompts are left-padded).
         progress: show a progress bar.
+        repetition_penalty: a penalty on each token the answer has already written (transformers'
+            CTRL-style one; the prompt's tokens are exempt): its logit is divided by the penalty
+            when positive, multiplied when negative. 1.0 = none.
 
     Returns:
         The answers, stripped of special tokens.
@@ -94,8 +99,10 @@ def generate_answers(model, processor, images: Sequence[Image.Image], questions:
             inputs = processor(images=to_rgb(images[start:start + batch_size]), text=prompts,
                                return_tensors="pt", padding=True, add_special_tokens=False).to(device)
             inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
+            penalty = LogitsProcessorList([RepetitionPenaltyLogitsProcessor(
+                repetition_penalty, prompt_ignore_length=inputs["input_ids"].shape[1])] if repetition_penalty != 1.0 else [])
             output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                                    eos_token_id=stop_ids, pad_token_id=pad_id)
+                                    logits_processor=penalty, eos_token_id=stop_ids, pad_token_id=pad_id)
             new_tokens = output[:, inputs["input_ids"].shape[1]:]
             answers.extend(t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
     finally:

@@ -72,7 +72,7 @@ def _reports(task: DictConfig, model, processor, rows: pd.DataFrame, views: list
         return [str(r) if isinstance(r, str) else "" for r in rows["report"]]
     return generate_answers(model, processor, views, [task.question] * len(views),
                             max_new_tokens=int(task.max_new_tokens), batch_size=int(task.generation_batch_size),
-                            progress=True)
+                            progress=True, repetition_penalty=float(task.get("repetition_penalty") or 1.0))
 
 
 def run_visual_language_gradcam(cfg: DictConfig) -> dict[str, Any]:

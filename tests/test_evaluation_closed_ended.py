@@ -92,7 +92,7 @@ def test_referral_two_step_and_biomarkers(setup):
 
 def test_two_step_reports_are_written_once_per_model_weights(setup, caplog):
     """Step one's reports are kept on disk: referral after staging reuses them; with the cache off
-    nothing is kept; rewritten weights write new ones."""
+    nothing is kept; another repetition penalty or rewritten weights write new ones."""
     import os
 
     tmp_path, overrides = setup
@@ -122,11 +122,14 @@ def test_two_step_reports_are_written_once_per_model_weights(setup, caplog):
     caplog.clear()
     reports("referral", "evaluation.generation.report_cache_dir=false")
     assert "reused" not in caplog.text and len(cache.read_text().splitlines()) == 3
+    # Another repetition penalty decodes other text: new reports, kept beside the old ones.
+    reports("referral", "evaluation.generation.repetition_penalty=1.5")
+    assert "reused" not in caplog.text and len(cache.read_text().splitlines()) == 6
     weights = tmp_path / "models" / "specialist_v5_192px" / "model.safetensors"
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
     caplog.clear()
     reports("referral")
-    assert "reused" not in caplog.text and len(cache.read_text().splitlines()) == 6
+    assert "reused" not in caplog.text and len(cache.read_text().splitlines()) == 9
 
 
 def test_calibrating_on_the_evaluated_split_is_refused(setup):

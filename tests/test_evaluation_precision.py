@@ -62,7 +62,7 @@ def test_auto_resolves_per_machine_and_bad_settings_name_their_key(tiny_vlm_dir)
         _answerer(tiny_vlm_dir, "fp8")
     entry = {"name": "tiny", "kind": "local", "path": str(tiny_vlm_dir)}
     with pytest.raises(ConfigError, match="demo.mixed_precision must be one of"):
-        build_answerer(entry, None, {**GENERATION, "mixed_precision": "half"}, "demo.mixed_precision")
+        build_answerer(entry, None, {**GENERATION, "mixed_precision": "half"}, "demo")
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
             with autocast("fp16", "cpu"):

@@ -129,7 +129,7 @@ class DemoEngine:
             if resolve_model(entry).kind != "local":
                 raise DemoInputError(f"{name} is not a local model; the demo needs weights to score and "
                                      "explain")
-            answerer = build_answerer(entry, self.cfg.paths, self.cfg.demo, "demo.mixed_precision")
+            answerer = build_answerer(entry, self.cfg.paths, self.cfg.demo, "demo")
         except DemoInputError:
             raise
         except (OSError, ValueError) as err:  # missing or incomplete folder: the message names the fix
