@@ -52,7 +52,7 @@ pipeline: install
 	$(call step,two_step_referral,$(PY) run/closed_ended_evaluation.py pretrained_models=specialist_v5_192px dataset=retina dataset/task=closed_ended_specialist_referral evaluation.answer_mode=two_step run_dir=$(PIPE)/two_step_referral)
 	$(call step,open_ended,$(PY) run/open_ended_evaluation.py pretrained_models=specialist_v5_192px dataset=retina run_dir=$(PIPE)/open_ended)
 	$(call step,demo_inference,$(PY) run/demos/inference.py paths=template run_dir=$(PIPE)/demo_inference)
-	$(call step,saliency,$(PY) run/visual_language_gradcam.py dataset=retina dataset/task=language_visual_attention pretrained_models=specialist_v5_192px dataset.task.report_source=annotation run_dir=$(PIPE)/saliency)
+	$(call step,saliency,$(PY) run/visual_language_gradcam.py dataset=retina dataset/task=language_visual_attention pretrained_models=specialist_v5_192px dataset.task.report_source=annotation saliency.gradcam.layer=patch_embeddings run_dir=$(PIPE)/saliency)
 	$(PY) run/summarise_pipeline.py run_dir=$(PIPE)/summary
 
 # Train and evaluate the default with several seeds (same phantom and curricula, which `make
