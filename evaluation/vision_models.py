@@ -21,10 +21,10 @@ import numpy as np
 from PIL import Image
 
 from curriculum.backends.base import BackendError
-from dataset.errors import ConfigError
 from dataset.secrets import redact
 from evaluation.answer_cache import CACHE_FOLDER, AnswerCache, answer_key
 from models.precision import autocast, resolve_mixed_precision
+from models.prompting import resolve_repetition_penalty
 from models.registry import ResolvedModel, open_model, resolve_model
 
 logger = logging.getLogger(__name__)
@@ -129,24 +129,6 @@ def local_model_identity(path: Path, max_new_tokens: int, repetition_penalty: fl
     if float(repetition_penalty) != 1.0:
         settings += f"\x1frepetition_penalty={float(repetition_penalty)!r}"
     return hashlib.sha256(f"{weights_identity(path)}\x1f{settings}".encode()).hexdigest()
-
-
-def repetition_penalty(generation_cfg: Mapping[str, Any], key: str) -> float:
-    """The generation's `repetition_penalty` (absent or null = 1.0, none).
-
-    Raises:
-        dataset.errors.ConfigError: not a number, or below 1 (which would favour repeating), naming `key`.
-    """
-    value = generation_cfg.get("repetition_penalty")
-    if value is None:
-        return 1.0
-    try:
-        penalty = float(value)
-    except (TypeError, ValueError):
-        penalty = float("nan")
-    if not penalty >= 1.0:
-        raise ConfigError(f"{key} must be a number >= 1 (1 = no penalty), got {value!r}")
-    return penalty
 
 
 def image_png(image: Image.Image) -> bytes:
@@ -289,7 +271,8 @@ def build_answerer(entry_cfg: Mapping[str, Any], paths_cfg: Mapping[str, Any] | 
                                                                     ("option_score", str)) if key in generation_cfg}
         precision = resolve_mixed_precision(generation_cfg.get("mixed_precision", "no"),
                                             f"{settings_key}.mixed_precision")
-        penalty = repetition_penalty(generation_cfg, f"{settings_key}.repetition_penalty")
+        penalty = resolve_repetition_penalty(generation_cfg.get("repetition_penalty"),
+                                             f"{settings_key}.repetition_penalty")
         model, processor = open_model(resolved, device=generation_cfg["device"])
         logger.info("%s: option scoring in %s (mixed_precision=%s)", resolved.name,
                     "float32" if precision == "no" else f"{precision} autocast",

@@ -14,6 +14,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
 
+from dataset.errors import ConfigError
 from models.tokenizer import IMAGE_TOKEN, end_of_turn_ids
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,23 @@ def end_of_turn_token(processor) -> str:
 def to_rgb(images: Sequence[Image.Image]) -> list[Image.Image]:
     """Grayscale scans as RGB, as every vision tower expects three channels."""
     return [image if image.mode == "RGB" else image.convert("RGB") for image in images]
+
+
+def resolve_repetition_penalty(value, key: str) -> float:
+    """A configured `repetition_penalty` for `generate_answers` (absent or null = 1.0, none).
+
+    Raises:
+        dataset.errors.ConfigError: not a number, or below 1 (which would favour repeating), naming `key`.
+    """
+    if value is None:
+        return 1.0
+    try:
+        penalty = float(value)
+    except (TypeError, ValueError):
+        penalty = float("nan")
+    if not penalty >= 1.0:
+        raise ConfigError(f"{key} must be a number >= 1 (1 = no penalty), got {value!r}")
+    return penalty
 
 
 @torch.no_grad()

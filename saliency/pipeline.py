@@ -27,6 +27,7 @@ from dataset.runtime import prepare_run
 from dataset.splits import select_rows
 from dataset.transforms import build_scan_transform
 from models import build_vlm, format_prompt, generate_answers
+from models.prompting import resolve_repetition_penalty
 from models.registry import open_model, resolve_model
 from saliency.explain import explain_report, save_explanation, score_explanation
 from saliency.gradcam import GradCamSettings, PhraseGradCam
@@ -72,7 +73,8 @@ def _reports(task: DictConfig, model, processor, rows: pd.DataFrame, views: list
         return [str(r) if isinstance(r, str) else "" for r in rows["report"]]
     return generate_answers(model, processor, views, [task.question] * len(views),
                             max_new_tokens=int(task.max_new_tokens), batch_size=int(task.generation_batch_size),
-                            progress=True, repetition_penalty=float(task.get("repetition_penalty") or 1.0))
+                            progress=True, repetition_penalty=resolve_repetition_penalty(
+                                task.get("repetition_penalty"), "dataset.task.repetition_penalty"))
 
 
 def run_visual_language_gradcam(cfg: DictConfig) -> dict[str, Any]:
