@@ -5,12 +5,17 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# Some machine images set PYTHONDONTWRITEBYTECODE=1; then every Python process compiles torch's and
+# transformers' sources again (8-16 s each on 2 cores, more than the imports themselves). Our own
+# commands let Python cache the bytecode in .venv on first import.
+unexport PYTHONDONTWRITEBYTECODE
 LLM ?= rules
 
 .PHONY: install pipeline seeds part1 trial test test-fast
 
-# --no-compile: Python writes bytecode for the modules a run imports when it first imports them;
-# compiling every installed file up front (torch, transformers) doubled the install's time.
+# --no-compile: Python writes bytecode for the modules a run imports when it first imports them
+# (see PYTHONDONTWRITEBYTECODE above); compiling every installed file up front (torch,
+# transformers) doubled the install's time.
 $(BIN)/activate: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -21,39 +26,16 @@ $(BIN)/activate: requirements.txt pyproject.toml
 install: $(BIN)/activate
 
 # The seed README's command sequence on the embedded phantom, offline (LLM=rules; LLM=gpt-4o
-# needs OPENAI_API_KEY), then the summary table (outputs/pipeline/summary.md, also printed). Each
-# step runs into outputs/pipeline/<step>/ and leaves a stamp <step>.done holding its seconds: a
-# rerun skips finished steps; `make pipeline FORCE=1` runs everything again.
-PIPE := outputs/pipeline
+# needs OPENAI_API_KEY), then the summary table (outputs/pipeline/summary.md, also printed).
+# run/pipeline.py runs the commands (dataset/step_runner.py lists them) in one Python process, so
+# torch and transformers are imported once rather than once per step. Each step runs into
+# outputs/pipeline/<step>/ and leaves a stamp <step>.done holding its seconds: a rerun skips
+# finished steps; `make pipeline FORCE=1` runs everything again.
 PY := $(BIN)/python
 MODELS := [specialist_v5_192px,retinavlm_base_192px]
-STEPS := phantom curriculum_part_1 curriculum_part_2 demo_curriculum train_part_1 train_part_2 \
-	closed_ended_staging closed_ended_referral closed_ended_biomarkers two_step_staging two_step_referral \
-	open_ended demo_inference saliency
-
-# `$(call step,NAME,COMMAND)`: run COMMAND unless NAME is stamped done; stamp it with its seconds.
-define step
-	@mkdir -p $(PIPE); if [ -f $(PIPE)/$(1).done ]; then echo "== $(1): done before ($(PIPE)/$(1).done)"; \
-	else echo "== $(1)"; start=$$(date +%s); $(2) && echo $$(( $$(date +%s) - start )) > $(PIPE)/$(1).done; fi
-endef
 
 pipeline: install
-	$(if $(FORCE),rm -f $(PIPE)/*.done)
-	$(call step,phantom,$(PY) run/make_dataset.py run_dir=$(PIPE)/phantom)
-	$(call step,curriculum_part_1,$(PY) run/generate_curriculum_part1.py dataset=retina model/language_model=$(LLM) dataset/task=tabular_annotate dataset/task/curriculum=tabular_annotate_rules run_dir=$(PIPE)/curriculum_part_1)
-	$(call step,curriculum_part_2,$(PY) run/generate_curriculum_part2.py dataset=retina model/language_model=$(LLM) dataset/task=specialist_annotate dataset/task/curriculum=all_modules run_dir=$(PIPE)/curriculum_part_2)
-	$(call step,demo_curriculum,$(PY) run/demos/generate_curriculum.py paths=template model/language_model=$(LLM) dataset/task=specialist_annotate dataset/task/curriculum=demo_curriculum run_dir=$(PIPE)/demo_curriculum)
-	$(call step,train_part_1,$(PY) run/vision_language_pretraining.py dataset=retina pretrained_models=new dataset/task=curriculum_part_1_introduction_to_retina run_dir=$(PIPE)/train_part_1)
-	$(call step,train_part_2,$(PY) run/vision_language_pretraining.py dataset=retina pretrained_models=retinavlm_base_192px dataset/task=curriculum_part_2_advanced_retinal_specialism run_dir=$(PIPE)/train_part_2)
-	$(call step,closed_ended_staging,$(PY) run/closed_ended_evaluation.py pretrained_models=specialist_v5_192px dataset=retina dataset/task=closed_ended_specialist_staging 'models=$(MODELS)' run_dir=$(PIPE)/closed_ended_staging)
-	$(call step,closed_ended_referral,$(PY) run/closed_ended_evaluation.py pretrained_models=specialist_v5_192px dataset=retina dataset/task=closed_ended_specialist_referral 'models=$(MODELS)' run_dir=$(PIPE)/closed_ended_referral)
-	$(call step,closed_ended_biomarkers,$(PY) run/closed_ended_evaluation.py pretrained_models=specialist_v5_192px dataset=retina dataset/task=closed_ended_specialist_biomarkers 'models=$(MODELS)' run_dir=$(PIPE)/closed_ended_biomarkers)
-	$(call step,two_step_staging,$(PY) run/closed_ended_evaluation.py pretrained_models=specialist_v5_192px dataset=retina dataset/task=closed_ended_specialist_staging evaluation.answer_mode=two_step run_dir=$(PIPE)/two_step_staging)
-	$(call step,two_step_referral,$(PY) run/closed_ended_evaluation.py pretrained_models=specialist_v5_192px dataset=retina dataset/task=closed_ended_specialist_referral evaluation.answer_mode=two_step run_dir=$(PIPE)/two_step_referral)
-	$(call step,open_ended,$(PY) run/open_ended_evaluation.py pretrained_models=specialist_v5_192px dataset=retina run_dir=$(PIPE)/open_ended)
-	$(call step,demo_inference,$(PY) run/demos/inference.py paths=template run_dir=$(PIPE)/demo_inference)
-	$(call step,saliency,$(PY) run/visual_language_gradcam.py dataset=retina dataset/task=language_visual_attention pretrained_models=specialist_v5_192px dataset.task.report_source=annotation saliency.gradcam.layer=patch_embeddings run_dir=$(PIPE)/saliency)
-	$(PY) run/summarise_pipeline.py run_dir=$(PIPE)/summary
+	$(PY) run/pipeline.py --llm $(LLM) $(if $(FORCE),--force)
 
 # Train and evaluate the default with several seeds (same phantom and curricula, which `make
 # pipeline` makes first) and write the mean and spread of every metric:

@@ -24,10 +24,14 @@ logger = logging.getLogger(__name__)
 CACHE_FOLDER = "api_answer_cache"
 
 
-def answer_key(endpoint: str, model: str, image_png: bytes, prompt: str, settings: dict[str, Any]) -> str:
-    """The cache key of one request: what the answer depends on, hashed."""
+def answer_key(endpoint: str, model: str, image: bytes, prompt: str, settings: dict[str, Any]) -> str:
+    """The cache key of one request: what the answer depends on, hashed.
+
+    Args:
+        image: the image's bytes as sent (PNG for an API), or `image_pixels` for a local model.
+    """
     digest = hashlib.sha256()
-    for part in (endpoint, model, hashlib.sha256(image_png).hexdigest(), prompt,
+    for part in (endpoint, model, hashlib.sha256(image).hexdigest(), prompt,
                  json.dumps(settings, sort_keys=True)):
         digest.update(part.encode("utf-8"))
         digest.update(b"\x1f")

@@ -20,7 +20,7 @@ from PIL import Image
 from evaluation.answer_cache import answer_key
 from evaluation.parser import parse_answer
 from evaluation.tasks import Task
-from evaluation.vision_models import VisionAnswerer, image_png
+from evaluation.vision_models import VisionAnswerer, image_pixels
 
 logger = logging.getLogger(__name__)
 ANSWER_MODES = ("two_step", "direct", "likelihood")
@@ -49,7 +49,7 @@ class ReportCache:
     def get_or_write(self, answerer: VisionAnswerer, image_ids: Sequence[str], images: Sequence[Image.Image],
                      question: str) -> list[str]:
         disk, identity = getattr(answerer, "report_cache", None), getattr(answerer, "identity", None)
-        keys = [answer_key("local", identity, image_png(image), question, {}) if disk is not None and identity
+        keys = [answer_key("local", identity, image_pixels(image), question, {}) if disk is not None and identity
                 else None for image in images]
         for image_id, key in zip(image_ids, keys):
             found = disk.get(key) if key else None

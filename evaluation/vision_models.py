@@ -138,6 +138,13 @@ def image_png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+def image_pixels(image: Image.Image) -> bytes:
+    """The image's RGB size and pixels as bytes: what a local model sees, for cache keys (100x faster
+    than encoding a PNG: 0.1 against 15 ms for a 192-px scan)."""
+    rgb = image.convert("RGB")
+    return f"{rgb.width}x{rgb.height}:".encode("ascii") + rgb.tobytes()
+
+
 def image_data_url(image: Image.Image | bytes) -> str:
     """A PNG data URL of an image (or of PNG bytes), as OpenAI-style vision messages carry images."""
     png = image if isinstance(image, bytes) else image_png(image)

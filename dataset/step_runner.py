@@ -1,0 +1,164 @@
+"""Run commands of `run/` one after another in one Python process, each leaving a done-stamp.
+
+`make pipeline` is about fifteen commands. As separate processes each pays torch's and
+transformers' imports again (15-20 s on 2 cores, three to four minutes in all). `run_steps` runs
+each command's script in this process instead: the script's own `main()`, under Hydra, with
+`sys.argv` set to the command line. A step therefore composes the same config, writes the same
+files and fails with the same one-line error as the command typed in a shell
+(tests/test_step_runner.py compares the two).
+
+Each step runs into `<pipeline dir>/<name>/` (its `run_dir`) and, when it succeeds, leaves
+`<pipeline dir>/<name>.done` holding its seconds; a later run skips stamped steps.
+"""
+
+from __future__ import annotations
+
+import gc
+import runpy
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from dataset.errors import SpecialistVLMError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class StepFailedError(SpecialistVLMError):
+    """A step's command exited with a non-zero status (its own error message came before)."""
+
+    def __init__(self, step: str, status: int):
+        super().__init__(f"step {step} failed (exit status {status}); the steps before it are stamped done, "
+                         "so a rerun starts from this one")
+        self.step, self.status = step, status
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command: `python <script> <args> run_dir=<pipeline dir>/<name>`.
+
+    Attributes:
+        name: the step's name (its run folder and stamp).
+        script: the entry script, relative to the project root (e.g. `run/make_dataset.py`).
+        args: its Hydra overrides, as on the command line.
+    """
+
+    name: str
+    script: str
+    args: tuple[str, ...] = ()
+
+    def arguments(self, pipeline_dir: Path) -> list[str]:
+        """The command line's arguments, this step's run folder last."""
+        return [*self.args, f"run_dir={pipeline_dir / self.name}"]
+
+
+def run_script(script: str | Path, args: Sequence[str]) -> int:
+    """Run `python <script> <args>` in this process and return its exit status.
+
+    The script is executed afresh (as a module named after its file, so Hydra names the job as on the
+    command line) and its `main()` called with `sys.argv` set to the command line; `sys.argv` is
+    restored afterwards. Entry scripts turn errors into a message on stderr and `SystemExit`
+    (`dataset.entry`), which becomes the returned status.
+    """
+    script = Path(script)
+    saved = sys.argv
+    sys.argv = [str(script), *args]
+    try:
+        runpy.run_path(str(script), run_name=script.stem)["main"]()
+    except SystemExit as stop:
+        return _status(stop.code)
+    finally:
+        sys.argv = saved
+        gc.collect()  # the step's model and data go before the next step loads its own
+    return 0
+
+
+def _status(code: object) -> int:
+    """`SystemExit.code` as a process exit status (None is success; a message is status 1)."""
+    if code is None:
+        return 0
+    return code if isinstance(code, int) else 1
+
+
+def run_steps(steps: Sequence[Step], pipeline_dir: str | Path, force: bool = False, root: Path = ROOT) -> list[str]:
+    """Run `steps` in order in this process, skipping those stamped done.
+
+    Each step's command line is printed before it runs, so any step can be rerun by hand.
+
+    Args:
+        steps: the commands.
+        pipeline_dir: where run folders and stamps go.
+        force: remove every step's stamp first and run them all.
+        root: the project root the scripts' paths start from.
+
+    Returns:
+        The names of the steps that ran (the others were done before).
+
+    Raises:
+        StepFailedError: a step exited non-zero; later steps did not run and it left no stamp.
+    """
+    pipeline_dir = Path(pipeline_dir)
+    pipeline_dir.mkdir(parents=True, exist_ok=True)
+    if force:
+        for step in steps:
+            (pipeline_dir / f"{step.name}.done").unlink(missing_ok=True)
+    ran = []
+    for step in steps:
+        stamp = pipeline_dir / f"{step.name}.done"
+        if stamp.exists():
+            print(f"== {step.name}: done before ({stamp})", flush=True)
+            continue
+        args = step.arguments(pipeline_dir)
+        print(f"== {step.name}: python {shlex.join([step.script, *args])}", flush=True)
+        started = time.monotonic()
+        status = run_script(root / step.script, args)
+        if status:
+            raise StepFailedError(step.name, status)
+        stamp.write_text(f"{round(time.monotonic() - started)}\n")
+        ran.append(step.name)
+    return ran
+
+
+SPECIALIST, PART_1_MODEL = "specialist_v5_192px", "retinavlm_base_192px"
+
+
+def blueprint_steps(llm: str = "rules") -> list[Step]:
+    """The seed README's command sequence on the embedded phantom (`make pipeline`).
+
+    Args:
+        llm: the curriculum's language model (`rules`: offline; `gpt-4o` needs `OPENAI_API_KEY`).
+    """
+    models = f"models=[{SPECIALIST},{PART_1_MODEL}]"
+    specialist = (f"pretrained_models={SPECIALIST}", "dataset=retina")
+    closed = "run/closed_ended_evaluation.py"
+    return [
+        Step("phantom", "run/make_dataset.py"),
+        Step("curriculum_part_1", "run/generate_curriculum_part1.py",
+             ("dataset=retina", f"model/language_model={llm}", "dataset/task=tabular_annotate",
+              "dataset/task/curriculum=tabular_annotate_rules")),
+        Step("curriculum_part_2", "run/generate_curriculum_part2.py",
+             ("dataset=retina", f"model/language_model={llm}", "dataset/task=specialist_annotate",
+              "dataset/task/curriculum=all_modules")),
+        Step("demo_curriculum", "run/demos/generate_curriculum.py",
+             ("paths=template", f"model/language_model={llm}", "dataset/task=specialist_annotate",
+              "dataset/task/curriculum=demo_curriculum")),
+        Step("train_part_1", "run/vision_language_pretraining.py",
+             ("dataset=retina", "pretrained_models=new", "dataset/task=curriculum_part_1_introduction_to_retina")),
+        Step("train_part_2", "run/vision_language_pretraining.py",
+             ("dataset=retina", f"pretrained_models={PART_1_MODEL}",
+              "dataset/task=curriculum_part_2_advanced_retinal_specialism")),
+        *(Step(f"closed_ended_{task}", closed, (*specialist, f"dataset/task=closed_ended_specialist_{task}", models))
+          for task in ("staging", "referral", "biomarkers")),
+        *(Step(f"two_step_{task}", closed, (*specialist, f"dataset/task=closed_ended_specialist_{task}",
+                                            "evaluation.answer_mode=two_step"))
+          for task in ("staging", "referral")),
+        Step("open_ended", "run/open_ended_evaluation.py", specialist),
+        Step("demo_inference", "run/demos/inference.py", ("paths=template",)),
+        # Grad-CAM on the tiny tower's convolutional stem, chosen on the validation split (README).
+        Step("saliency", "run/visual_language_gradcam.py",
+             ("dataset=retina", "dataset/task=language_visual_attention", f"pretrained_models={SPECIALIST}",
+              "dataset.task.report_source=annotation", "saliency.gradcam.layer=patch_embeddings")),
+    ]

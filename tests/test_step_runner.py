@@ -1,0 +1,72 @@
+"""`make pipeline` runs its commands in one process (dataset.step_runner): a step run there writes
+what the same command writes from a shell, stamps let a rerun skip finished steps, and a failing
+step stops the run with the command's own error and exit status."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dataset.step_runner import ROOT, Step, StepFailedError, blueprint_steps, run_steps
+
+pytestmark = pytest.mark.slow
+
+
+def _phantom(tmp_path: Path, name: str, *extra: str) -> Step:
+    return Step(name, "run/make_dataset.py", ("dataset.phantom.num_images=6", f"paths.output_dir={tmp_path / name}",
+                                              *extra))
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != "summary.json"}  # the summary holds the wall time
+
+
+def test_a_step_in_process_writes_what_its_command_writes(tmp_path):
+    step = _phantom(tmp_path, "in_process")
+    assert run_steps([step], tmp_path / "pipeline") == ["in_process"]
+    shell = _phantom(tmp_path, "shell")
+    subprocess.run([sys.executable, str(ROOT / shell.script), *shell.arguments(tmp_path / "pipeline")],
+                   check=True, cwd=ROOT, capture_output=True)
+    in_process, from_shell = _files(tmp_path / "in_process" / "phantom"), _files(tmp_path / "shell" / "phantom")
+    assert len(in_process) > 6 and in_process == from_shell
+    assert (tmp_path / "pipeline" / "in_process" / "resolved_config.yaml").exists()
+
+
+def test_stamped_steps_are_skipped_until_forced(tmp_path, capsys):
+    steps = [_phantom(tmp_path, "first"), _phantom(tmp_path, "second")]
+    pipeline = tmp_path / "pipeline"
+    argv = list(sys.argv)
+    assert run_steps(steps, pipeline) == ["first", "second"]
+    assert sys.argv == argv
+    assert int((pipeline / "first.done").read_text()) >= 0
+    printed = capsys.readouterr().out
+    assert "== first: python run/make_dataset.py dataset.phantom.num_images=6" in printed
+    assert f"run_dir={pipeline / 'first'}" in printed
+
+    (pipeline / "second.done").unlink()
+    assert run_steps(steps, pipeline) == ["second"]
+    assert "== first: done before" in capsys.readouterr().out
+    assert run_steps(steps, pipeline, force=True) == ["first", "second"]
+
+
+def test_a_failing_step_stops_the_run_with_its_error(tmp_path, capfd):
+    steps = [_phantom(tmp_path, "first"), _phantom(tmp_path, "broken", "dataset.phantom.num_images=abc"),
+             _phantom(tmp_path, "after")]
+    pipeline = tmp_path / "pipeline"
+    with pytest.raises(StepFailedError) as failure:
+        run_steps(steps, pipeline)
+    assert (failure.value.step, failure.value.status) == ("broken", 2)
+    assert "dataset.phantom.num_images must be a whole number, got 'abc'" in capfd.readouterr().err
+    assert sorted(p.name for p in pipeline.glob("*.done")) == ["first.done"]
+    assert not (tmp_path / "after").exists()
+
+
+def test_the_blueprint_runs_the_seed_readmes_scripts_in_order():
+    steps = blueprint_steps("gpt-4o")
+    assert [s.name for s in steps][:6] == ["phantom", "curriculum_part_1", "curriculum_part_2", "demo_curriculum",
+                                          "train_part_1", "train_part_2"]
+    assert steps[-1].name == "saliency" and len({s.name for s in steps}) == len(steps)
+    assert all((ROOT / s.script).is_file() for s in steps)
+    assert all("model/language_model=gpt-4o" in s.args for s in steps[1:4])
