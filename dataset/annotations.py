@@ -14,6 +14,7 @@ unknown, like a missing attribute column, never a value that changes the derived
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Iterable
@@ -92,21 +93,38 @@ def load_annotations(path: str | Path, images_dir: str | Path | None = None,
     if not path.is_file():
         raise AnnotationError(f"annotation table not found: {path}. Generate the embedded phantom "
                               "with `python run/make_dataset.py` or set paths.annotations_file.")
-    df = read_annotation_csv(path)
-    problems = validate_annotations(df)
-    if problems:
-        raise AnnotationError(f"{path}: invalid annotation table:\n- " + "\n- ".join(problems))
-    warn_unknown_columns(path, list(df.columns))
-    lines = [_line(df, i) for i in range(len(df))]
-    given = {c: df[c].map(_label_key).map(_spellings(c)) for c in LABEL_RULES if c in df.columns}
-    df = _typed(df)
-    warn_contradicting_labels(path, df, given, lines)
+    df = _validated_table(path)
     root = Path(images_dir) if images_dir else path.parent
     df["image_file"] = [_image_file(root, p) for p in df["image_path"]]
     if check_images:
         _check_images(path, df)
     df.attrs.pop(LINE_NUMBERS, None)  # the loaded table carries no bookkeeping
     return df
+
+
+# Validated tables by file, with the digest of the bytes they were read from: the steps of one
+# process (`make pipeline`, dataset.step_runner) read the same table a dozen times, 2-4 s each.
+_VALIDATED: dict[str, tuple[str, pd.DataFrame]] = {}
+
+
+def _validated_table(path: Path) -> pd.DataFrame:
+    """The table read, validated and typed (a copy; its warnings are logged when the file's content
+    is first read in this process). Only the file's bytes decide the result, so an unchanged file is
+    validated once; the images are checked on every load."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    key = str(path.resolve())
+    if _VALIDATED.get(key, ("",))[0] != digest:
+        df = read_annotation_csv(path)
+        problems = validate_annotations(df)
+        if problems:
+            raise AnnotationError(f"{path}: invalid annotation table:\n- " + "\n- ".join(problems))
+        warn_unknown_columns(path, list(df.columns))
+        lines = [_line(df, i) for i in range(len(df))]
+        given = {c: df[c].map(_label_key).map(_spellings(c)) for c in LABEL_RULES if c in df.columns}
+        df = _typed(df)
+        warn_contradicting_labels(path, df, given, lines)
+        _VALIDATED[key] = (digest, df)
+    return _VALIDATED[key][1].copy(deep=True)
 
 
 def _image_file(root: Path, image_path: str) -> str:

@@ -20,6 +20,23 @@ def test_valid_table_loads_with_derived_labels(tmp_path):
     assert set(table.loc[~table["drusen"], "referral_treatment"]) == {"no_referral"}
 
 
+def test_a_reloaded_table_is_read_again_when_it_changed_and_its_images_checked_each_time(tmp_path):
+    """One process validates an unchanged table once (make pipeline's steps share it), but never
+    serves a stale or shared copy."""
+    path = write_table(tmp_path)
+    first = load_annotations(path)
+    first.loc[0, "stage"] = "late_dry"  # the caller's copy
+    assert load_annotations(path).loc[0, "stage"] == "healthy"
+    _edit(path, cells={(0, "stage"): "very late"})
+    with pytest.raises(AnnotationError, match=r"unknown stage label\(s\) \['very late'\] at line 2"):
+        load_annotations(path)
+    _edit(path, cells={(0, "stage"): ""})
+    assert len(load_annotations(path)) == 6
+    (tmp_path / "images" / "img4.png").unlink()
+    with pytest.raises(AnnotationError, match=r"line 6 \(img4\): image file not found"):
+        load_annotations(path)
+
+
 def _edit(path, **changes):
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
     for (row, column), value in changes.get("cells", {}).items():

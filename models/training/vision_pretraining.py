@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from dataset.clinical import EVALUATION_BIOMARKERS, STAGES, is_present
+from dataset.prefetch import prefetch
 from dataset.scan_dataset import ScanDataset
 from dataset.transforms import ScanTransform
 
@@ -135,15 +136,9 @@ def pretrain_vision_tower(tower: nn.Module, feature_layer: int, table: pd.DataFr
     log_every = int(cfg["log_every"])
     tower.train()
     history, window = [], []
-    order = rng.permutation(len(scans))
-    cursor = 0
-    for step in tqdm(range(steps), desc="vision pretraining"):
-        if cursor + batch_size > len(order):
-            order, cursor = rng.permutation(len(scans)), 0
-        index = order[cursor:cursor + batch_size]
-        cursor += batch_size
-        pixels = to_pixels(scans.views(index, rng), image_mean, image_std).to(param)
-        tokens = tower(pixels, output_hidden_states=True).hidden_states[feature_layer]
+    batches = prefetch(training_batches(scans, steps, batch_size, rng, image_mean, image_std))
+    for step, (index, pixels) in enumerate(tqdm(batches, total=steps, desc="vision pretraining")):
+        tokens = tower(pixels.to(param), output_hidden_states=True).hidden_states[feature_layer]
         stage_logits, marker_logits = head(tokens)
         target_stage = torch.from_numpy(stages[index]).to(param.device)
         loss = nn.functional.cross_entropy(stage_logits, target_stage) + biomarker_weight * \
@@ -169,6 +164,19 @@ def pretrain_vision_tower(tower: nn.Module, feature_layer: int, table: pd.DataFr
         summary["held_out"] = score_head(tower, feature_layer, head, held_out, image_mean, image_std, batch_size)
         logger.info("vision pretraining, held-out scans: %s", summary["held_out"])
     return summary  # the head is not part of the VLM and goes with this frame
+
+
+def training_batches(scans: ScanDataset, steps: int, batch_size: int, rng: np.random.Generator,
+                     image_mean: Sequence[float], image_std: Sequence[float]) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+    """`steps` batches of (scan indices, augmented pixels): epochs in random order, each batch whole
+    (an epoch's remainder is skipped), order and augmentation drawn from `rng` in turn."""
+    order, cursor = rng.permutation(len(scans)), 0
+    for _ in range(steps):
+        if cursor + batch_size > len(order):
+            order, cursor = rng.permutation(len(scans)), 0
+        index = order[cursor:cursor + batch_size]
+        cursor += batch_size
+        yield index, to_pixels(scans.views(index, rng), image_mean, image_std)
 
 
 @torch.no_grad()
