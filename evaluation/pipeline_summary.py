@@ -128,6 +128,17 @@ def training_rows(pipeline_dir: Path) -> list[str]:
     return rows
 
 
+def step_time_rows(pipeline_dir: Path) -> list[str]:
+    """The steps' seconds from their stamps (`<step>.done`), in the order they finished, and the sum."""
+    stamps = sorted(pipeline_dir.glob("*.done"), key=lambda stamp: stamp.stat().st_mtime_ns)
+    if not stamps:
+        return []
+    seconds = [(stamp.stem, stamp.read_text().strip()) for stamp in stamps]
+    total = sum(int(value) for _, value in seconds if value.isdigit())
+    return ["", "## Step times (seconds, this machine)", "", "| step | seconds |", "|---|---|",
+            *(f"| {name} | {value} |" for name, value in seconds), f"| all steps | {total} |"]
+
+
 def write_pipeline_summary(pipeline_dir: str | Path, specialist: str = "specialist_v5_192px",
                            base: str = "retinavlm_base_192px") -> Path:
     """Write `<pipeline_dir>/summary.md` from the pipeline's run folders and return its path."""
@@ -156,10 +167,7 @@ def write_pipeline_summary(pipeline_dir: str | Path, specialist: str = "speciali
     lines += ["", "## Image-reliance gap during training (validation, nats per answer token)", "",
               "| stage | all modules | per module |", "|---|---|---|"]
     lines += training_rows(pipeline_dir)
-    times = sorted(pipeline_dir.glob("*.done"))
-    if times:
-        lines += ["", "## Step times (seconds, this machine)", "", "| step | seconds |", "|---|---|"]
-        lines += [f"| {t.stem} | {t.read_text().strip()} |" for t in times]
+    lines += step_time_rows(pipeline_dir)
     out = pipeline_dir / "summary.md"
     out.write_text("\n".join(lines) + "\n")
     logger.info("wrote %s", out)

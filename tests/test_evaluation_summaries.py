@@ -1,6 +1,7 @@
 """The pipeline's summary page and the seed summary, from run folders laid out as the steps write them."""
 
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -42,6 +43,8 @@ def test_pipeline_summary_reports_every_step_and_says_what_did_not_run(tmp_path)
         {"biomarker": "srf", "phrases": 12, "pointing_game": 0.25, "pointing_uniform": 0.05,
          "energy_ratio_to_uniform": 1.8}]}))
     (pipe / "train_part_2.done").write_text("412\n")
+    (pipe / "phantom.done").write_text("16\n")
+    os.utime(pipe / "phantom.done", ns=(1, 1))  # finished first: listed first, whatever its name
 
     text = write_pipeline_summary(pipe).read_text()
     assert "| staging | 0.180 / 0.050 | 0.520 / 0.450 | 0.740 [0.690, 0.790] / 0.710 [0.660, 0.760] | " \
@@ -54,7 +57,7 @@ def test_pipeline_summary_reports_every_step_and_says_what_did_not_run(tmp_path)
     assert "| srf | 12 | 0.250 vs 0.050 | 1.80 |" in text
     assert "| train_part_2 (step 800) | 0.090 | 10_staging_accuracy 0.600 |" in text
     assert "| train_part_1 | not run |" in text
-    assert "| train_part_2 | 412 |" in text
+    assert "| phantom | 16 |\n| train_part_2 | 412 |\n| all steps | 428 |" in text
 
 
 def test_pipeline_summary_counts_biomarkers_above_the_majority_class(tmp_path):
