@@ -146,7 +146,7 @@ def test_the_page_in_headless_chromium(trained, tmp_path):
             assert "Research use only" in page.inner_text("#disclaimer")
             page.set_input_files("#upload input[type=file]", str(SCAN))
             uploaded = f"() => document.querySelector('#upload').innerText.includes('{SCAN.name}')"
-            page.wait_for_function(uploaded, timeout=30_000)
+            page.wait_for_function(uploaded, timeout=120_000)
             page.click("#run")
             page.wait_for_function("() => document.querySelector('#report_a textarea').value.length > 0",
                                    timeout=120_000)
