@@ -91,11 +91,12 @@ def _check_header(path: Path, header: list[str], rows: list[list[str]]) -> list[
     return problems
 
 
-def read_annotation_csv(path: str | Path) -> pd.DataFrame:
+def read_annotation_csv(path: str | Path, data: bytes | None = None) -> pd.DataFrame:
     """Read the table as strings, one row per image, with structural checks.
 
     Args:
         path: the CSV file (must exist).
+        data: the file's bytes when the caller has read them already (`path` then only names it).
 
     Returns:
         All-string cells, stripped; `attrs["line_numbers"]` holds each row's first file line.
@@ -104,7 +105,7 @@ def read_annotation_csv(path: str | Path) -> pd.DataFrame:
         AnnotationError: any structural problem listed in the module docstring.
     """
     path = Path(path)
-    text = _decode(path, path.read_bytes())
+    text = _decode(path, path.read_bytes() if data is None else data)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     records: list[tuple[int, list[str]]] = []
     end = 0

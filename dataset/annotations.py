@@ -111,10 +111,11 @@ def _validated_table(path: Path) -> pd.DataFrame:
     """The table read, validated and typed (a copy; its warnings are logged when the file's content
     is first read in this process). Only the file's bytes decide the result, so an unchanged file is
     validated once; the images are checked on every load."""
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    key = str(path.resolve())
-    if _VALIDATED.get(key, ("",))[0] != digest:
-        df = read_annotation_csv(path)
+    data = path.read_bytes()
+    digest, key = hashlib.sha256(data).hexdigest(), str(path.resolve())
+    cached = _VALIDATED.get(key)
+    if cached is None or cached[0] != digest:
+        df = read_annotation_csv(path, data)
         problems = validate_annotations(df)
         if problems:
             raise AnnotationError(f"{path}: invalid annotation table:\n- " + "\n- ".join(problems))
