@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from models.policies import train_mode
+from models.training.averaging import TailAverage
 from models.training.checkpoint import find_resumable, save_checkpoint
 from models.training.collate import QACollator
 from models.training.data import CurriculumDataset, EpochPlan, PlannedBatchSampler
@@ -79,6 +80,10 @@ def run_training_loop(accelerator, model, collator: QACollator, train_set: Curri
     model, optimizer = accelerator.prepare(model, optimizer)
     # Not prepared: accelerate would step it once per process; registered so it is checkpointed.
     accelerator.register_for_checkpointing(scheduler)
+    average_last = float(cfg.get("average_last") or 0.0)
+    average = TailAverage(model, max_steps, average_last) if average_last > 0 else None
+    if average is not None:
+        accelerator.register_for_checkpointing(average)
     start_step = 0
     resumable = find_resumable(checkpoint_dir, fingerprint) if cfg["resume"] else None
     if resumable:
@@ -101,6 +106,10 @@ def run_training_loop(accelerator, model, collator: QACollator, train_set: Curri
         window.append(loss)
         done = step + 1
         result.steps = done
+        if average is not None:
+            average.update(done)
+            if done == max_steps:  # the last evaluation and checkpoint see the weights that are saved
+                average.copy_to_model()
         if done % int(cfg["log_every"]) == 0 or done == max_steps:
             mean = sum(window) / len(window)
             window.clear()

@@ -35,3 +35,5 @@ def check_training_settings(train_cfg: Mapping[str, Any]) -> None:
         for key, (integer, low) in bounds.items():
             if key in section:
                 check_number(section[key], f"{prefix}.{key}", integer=integer, low=low)
+    if train_cfg.get("average_last") is not None:
+        check_number(train_cfg["average_last"], "training.average_last", low=0.0, high=1.0)
