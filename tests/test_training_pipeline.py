@@ -167,9 +167,9 @@ def test_accelerate_launch_two_cpu_processes(tmp_path):
     assert summary["steps"] == 4
 
 
-@pytest.mark.parametrize("stage,part", [("curriculum_part_1_introduction_to_retina", "curriculum_part_1"),
-                                         ("curriculum_part_2_advanced_retinal_specialism", "curriculum_part_2")])
-def test_a_stage_task_chooses_its_training_unless_the_command_line_does(stage, part):
+@pytest.mark.parametrize("stage,part,steps", [("curriculum_part_1_introduction_to_retina", "curriculum_part_1", 800),
+                                               ("curriculum_part_2_advanced_retinal_specialism", "curriculum_part_2", 1100)])
+def test_a_stage_task_chooses_its_training_unless_the_command_line_does(stage, part, steps):
     # Hydra composes the stage's choice (its defaults list), so the entry script and a Python caller
     # of run_vision_language_pretraining get the same training; `reference` has no stage task.
     def training(*overrides):
@@ -178,7 +178,7 @@ def test_a_stage_task_chooses_its_training_unless_the_command_line_does(stage, p
     def reference(name):
         return _compose(["dataset/task=none", f"training={name}"]).training
 
-    assert training() == reference(part) and training().max_steps == 800 != reference("default").max_steps
+    assert training() == reference(part) and training().max_steps == steps != reference("default").max_steps
     assert training().mixed_precision == "auto" and reference("default").mixed_precision == "no"
     assert training("training=debug") == reference("debug")
     assert training("training=lora") == reference("lora")
