@@ -8,12 +8,18 @@ files and fails with the same one-line error as the command typed in a shell
 (tests/test_step_runner.py compares the two).
 
 Each step runs into `<pipeline dir>/<name>/` (its `run_dir`) and, when it succeeds, leaves
-`<pipeline dir>/<name>.done` holding its seconds; a later run skips stamped steps.
+`<pipeline dir>/<name>.done`: its seconds and a hash of its settings (the command line and the
+config it composes, defaults included). A later run skips a stamped step whose settings are
+unchanged; a step whose settings changed (a new default, say) runs again, and so does every step
+after it, since they read its outputs. Changes to code are not seen: `--force` reruns everything.
 """
 
 from __future__ import annotations
 
 import gc
+import hashlib
+import json
+import re
 import runpy
 import shlex
 import sys
@@ -22,6 +28,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from dataset.entry import HYDRA_VERSION_BASE
 from dataset.errors import SpecialistVLMError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,8 +94,40 @@ def _status(code: object) -> int:
     return code if isinstance(code, int) else 1
 
 
+def step_settings(step: Step, pipeline_dir: Path, root: Path = ROOT) -> str:
+    """A hash of what the step's outputs depend on, code aside: its script, its command line and
+    the config that command composes (`configs/`, unresolved, so defaults count too).
+
+    The config is composed with Hydra's compose API from the script's `@entry("<config name>")`;
+    a script without one is hashed by its command line alone.
+    """
+    args = step.arguments(pipeline_dir)
+    parts = [step.script, *args]
+    named = re.search(r'@entry\("([^"]+)"\)', (root / step.script).read_text())
+    if named:
+        GlobalHydra.instance().clear()  # a step run before leaves Hydra initialised
+        with initialize_config_dir(config_dir=str(root / "configs"), version_base=HYDRA_VERSION_BASE):
+            parts.append(OmegaConf.to_yaml(compose(config_name=named.group(1), overrides=args)))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def read_stamp(stamp: Path) -> dict | None:
+    """A step's stamp as {seconds, settings}; None if there is none. A stamp of an older version
+    (its seconds alone) has settings None, so it never matches."""
+    if not stamp.is_file():
+        return None
+    text = stamp.read_text().strip()
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return {"seconds": None, "settings": None}
+    if isinstance(value, dict):
+        return {"seconds": value.get("seconds"), "settings": value.get("settings")}
+    return {"seconds": value if isinstance(value, int) else None, "settings": None}
+
+
 def run_steps(steps: Sequence[Step], pipeline_dir: str | Path, force: bool = False, root: Path = ROOT) -> list[str]:
-    """Run `steps` in order in this process, skipping those stamped done.
+    """Run `steps` in order in this process, skipping those stamped done with unchanged settings.
 
     Each step's command line is printed before it runs, so any step can be rerun by hand.
 
@@ -105,19 +148,25 @@ def run_steps(steps: Sequence[Step], pipeline_dir: str | Path, force: bool = Fal
     if force:
         for step in steps:
             (pipeline_dir / f"{step.name}.done").unlink(missing_ok=True)
-    ran = []
+    ran: list[str] = []
     for step in steps:
         stamp = pipeline_dir / f"{step.name}.done"
-        if stamp.exists():
-            print(f"== {step.name}: done before ({stamp})", flush=True)
-            continue
+        settings = step_settings(step, pipeline_dir, root)
+        done = read_stamp(stamp)
+        if done is not None:
+            if not ran and done["settings"] == settings:
+                print(f"== {step.name}: done before ({stamp})", flush=True)
+                continue
+            why = f"{ran[0]} ran again" if ran else "its settings changed"
+            print(f"== {step.name}: stamped, but {why}: running it again", flush=True)
+            stamp.unlink()
         args = step.arguments(pipeline_dir)
         print(f"== {step.name}: python {shlex.join([step.script, *args])}", flush=True)
         started = time.monotonic()
         status = run_script(root / step.script, args)
         if status:
             raise StepFailedError(step.name, status)
-        stamp.write_text(f"{round(time.monotonic() - started)}\n")
+        stamp.write_text(json.dumps({"seconds": round(time.monotonic() - started), "settings": settings}) + "\n")
         ran.append(step.name)
     return ran
 

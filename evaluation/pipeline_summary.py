@@ -16,9 +16,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-logger = logging.getLogger(__name__)
-
+from dataset.step_runner import read_stamp
 from evaluation.scoring import CALIBRATED_SUFFIX, MAJORITY, biomarkers_above_majority
+
+logger = logging.getLogger(__name__)
 
 CLOSED_ENDED_STEPS = ("closed_ended_staging", "closed_ended_referral", "closed_ended_biomarkers")
 
@@ -133,10 +134,11 @@ def step_time_rows(pipeline_dir: Path) -> list[str]:
     stamps = sorted(pipeline_dir.glob("*.done"), key=lambda stamp: stamp.stat().st_mtime_ns)
     if not stamps:
         return []
-    seconds = [(stamp.stem, stamp.read_text().strip()) for stamp in stamps]
-    total = sum(int(value) for _, value in seconds if value.isdigit())
+    seconds = [(stamp.stem, read_stamp(stamp)["seconds"]) for stamp in stamps]
+    total = sum(value for _, value in seconds if value is not None)
     return ["", "## Step times (seconds, this machine)", "", "| step | seconds |", "|---|---|",
-            *(f"| {name} | {value} |" for name, value in seconds), f"| all steps | {total} |"]
+            *(f"| {name} | {'-' if value is None else value} |" for name, value in seconds),
+            f"| all steps | {total} |"]
 
 
 def write_pipeline_summary(pipeline_dir: str | Path, specialist: str = "specialist_v5_192px",

@@ -4,8 +4,9 @@
 
 Runs the seed README's commands (`dataset.step_runner.blueprint_steps`; each is printed as it
 starts, so any step can be rerun by hand) with torch and transformers imported once, each into
-`<dir>/<step>/` with a stamp `<dir>/<step>.done` holding its seconds; a rerun skips stamped steps,
-`--force` runs them all again. Then prints the summary (`run/summarise_pipeline.py`) and writes it
+`<dir>/<step>/` with a stamp `<dir>/<step>.done` holding its seconds and a hash of its settings
+(command line and composed config); a rerun skips stamped steps whose settings are unchanged and
+runs a changed one and every step after it; `--force` runs them all again. Then prints the summary (`run/summarise_pipeline.py`) and writes it
 to `<dir>/summary.md`. Exits with the failing step's status.
 """
 

@@ -1,14 +1,16 @@
 """`make pipeline` runs its commands in one process (dataset.step_runner): a step run there writes
-what the same command writes from a shell, stamps let a rerun skip finished steps, and a failing
-step stops the run with the command's own error and exit status."""
+what the same command writes from a shell, stamps let a rerun skip finished steps whose settings
+are unchanged, and a failing step stops the run with the command's own error and exit status."""
 
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from dataset.step_runner import ROOT, Step, StepFailedError, blueprint_steps, run_steps
+from dataset.step_runner import ROOT, Step, StepFailedError, blueprint_steps, read_stamp, run_steps, step_settings
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +42,7 @@ def test_stamped_steps_are_skipped_until_forced(tmp_path, capsys):
     argv = list(sys.argv)
     assert run_steps(steps, pipeline) == ["first", "second"]
     assert sys.argv == argv
-    assert int((pipeline / "first.done").read_text()) >= 0
+    assert read_stamp(pipeline / "first.done")["seconds"] >= 0
     printed = capsys.readouterr().out
     assert "== first: python run/make_dataset.py dataset.phantom.num_images=6" in printed
     assert f"run_dir={pipeline / 'first'}" in printed
@@ -49,6 +51,37 @@ def test_stamped_steps_are_skipped_until_forced(tmp_path, capsys):
     assert run_steps(steps, pipeline) == ["second"]
     assert "== first: done before" in capsys.readouterr().out
     assert run_steps(steps, pipeline, force=True) == ["first", "second"]
+
+
+def test_a_step_whose_settings_changed_runs_again_with_every_later_step(tmp_path, capsys):
+    steps = [_phantom(tmp_path, "first"), _phantom(tmp_path, "second"), _phantom(tmp_path, "third")]
+    pipeline = tmp_path / "pipeline"
+    run_steps(steps, pipeline)
+    stamp = pipeline / "second.done"
+    stamp.write_text(json.dumps({**json.loads(stamp.read_text()), "settings": "made with other settings"}))
+    capsys.readouterr()
+    assert run_steps(steps, pipeline) == ["second", "third"]
+    printed = capsys.readouterr().out
+    assert "== first: done before" in printed
+    assert "== second: stamped, but its settings changed: running it again" in printed
+    assert "== third: stamped, but second ran again: running it again" in printed
+    assert run_steps(steps, pipeline) == []
+    (pipeline / "first.done").write_text("16\n")  # an older version's stamp: seconds, no settings
+    assert run_steps(steps, pipeline) == ["first", "second", "third"]
+
+
+def test_settings_cover_the_config_defaults_not_only_the_command_line(tmp_path):
+    root, pipeline = tmp_path / "root", tmp_path / "pipeline"
+    shutil.copytree(ROOT / "configs", root / "configs")
+    (root / "run").mkdir()
+    shutil.copy(ROOT / "run" / "make_dataset.py", root / "run")
+    step = _phantom(tmp_path, "phantom")
+    before = step_settings(step, pipeline, root)
+    assert step_settings(step, pipeline, root) == before
+    assert step_settings(Step(step.name, step.script, (*step.args, "seed=5")), pipeline, root) != before
+    retina = root / "configs" / "dataset" / "retina.yaml"
+    retina.write_text(retina.read_text().replace("late_dry: 0.15", "late_dry: 0.25"))  # a new default
+    assert step_settings(step, pipeline, root) != before
 
 
 def test_a_failing_step_stops_the_run_with_its_error(tmp_path, capfd):
