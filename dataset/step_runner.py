@@ -106,8 +106,11 @@ def step_settings(step: Step, pipeline_dir: Path, root: Path = ROOT) -> str:
     named = re.search(r'@entry\("([^"]+)"\)', (root / step.script).read_text())
     if named:
         GlobalHydra.instance().clear()  # a step run before leaves Hydra initialised
-        with initialize_config_dir(config_dir=str(root / "configs"), version_base=HYDRA_VERSION_BASE):
-            parts.append(OmegaConf.to_yaml(compose(config_name=named.group(1), overrides=args)))
+        try:
+            with initialize_config_dir(config_dir=str(root / "configs"), version_base=HYDRA_VERSION_BASE):
+                parts.append(OmegaConf.to_yaml(compose(config_name=named.group(1), overrides=args)))
+        except Exception:  # noqa: BLE001 - a bad override: the step itself reports it, in its own words
+            parts.append("config not composed")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 

@@ -96,6 +96,15 @@ def test_a_failing_step_stops_the_run_with_its_error(tmp_path, capfd):
     assert not (tmp_path / "after").exists()
 
 
+def test_an_override_hydra_cannot_compose_fails_in_the_steps_own_words(tmp_path, capfd):
+    step = _phantom(tmp_path, "typo", "dataset.phantom.num_imagez=6")
+    with pytest.raises(StepFailedError) as failure:
+        run_steps([step], tmp_path / "pipeline")
+    assert failure.value.step == "typo" and failure.value.status != 0
+    err = capfd.readouterr().err
+    assert "num_imagez" in err and "Traceback" not in err
+
+
 def test_the_blueprint_runs_the_seed_readmes_scripts_in_order():
     steps = blueprint_steps("gpt-4o")
     assert [s.name for s in steps][:6] == ["phantom", "curriculum_part_1", "curriculum_part_2", "demo_curriculum",
