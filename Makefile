@@ -29,40 +29,27 @@ install: $(BIN)/activate
 # needs OPENAI_API_KEY), then the summary table (outputs/pipeline/summary.md, also printed).
 # run/pipeline.py runs the commands (dataset/step_runner.py lists them) in one Python process, so
 # torch and transformers are imported once rather than once per step. Each step runs into
-# outputs/pipeline/<step>/ and leaves a stamp <step>.done holding its seconds: a rerun skips
-# finished steps; `make pipeline FORCE=1` runs everything again.
+# outputs/pipeline/<step>/ and leaves a stamp <step>.done holding its seconds and a hash of its
+# settings: a rerun skips finished steps whose settings are unchanged (a changed one runs again,
+# with every step after it); `make pipeline FORCE=1` runs everything again.
 PY := $(BIN)/python
-MODELS := [specialist_v5_192px,retinavlm_base_192px]
 
 pipeline: install
 	$(PY) run/pipeline.py --llm $(LLM) $(if $(FORCE),--force)
 
 # Train and evaluate the default with several seeds (same phantom and curricula, which `make
 # pipeline` makes first) and write the mean and spread of every metric:
-# outputs/seeds/seed_summary.{md,csv}. `make seeds SEEDS="0 1 2 3"` for more.
+# outputs/seeds/seed_summary.{md,csv}. `make seeds SEEDS="0 1 2 3"` for more. In one process
+# (run/seeds.py); stamps as in `make pipeline` (a step whose settings changed runs again).
 SEEDS ?= 0 1 2
 SEED_DIR := outputs/seeds
 seeds: install
-	@for s in $(SEEDS); do \
-	  d=$(SEED_DIR)/seed_$$s; \
-	  if [ -f $$d/done ]; then echo "== seed $$s: done before"; continue; fi; \
-	  echo "== seed $$s"; \
-	  $(MAKE) --no-print-directory part1 SEED=$$s || exit 1; \
-	  $(PY) run/vision_language_pretraining.py dataset=retina pretrained_models=retinavlm_base_192px dataset/task=curriculum_part_2_advanced_retinal_specialism seed=$$s paths.model_dir=$$d/models run_dir=$$d/train_part_2 || exit 1; \
-	  for task in staging referral biomarkers; do \
-	    $(PY) run/closed_ended_evaluation.py pretrained_models=specialist_v5_192px dataset=retina dataset/task=closed_ended_specialist_$$task 'models=$(MODELS)' paths.model_dir=$$d/models evaluation.statistics.n_resamples=200 run_dir=$$d/closed_ended_$$task || exit 1; \
-	  done; \
-	  touch $$d/done; \
-	done
-	$(PY) run/summarise_seeds.py seeds_dir=$(SEED_DIR) run_dir=$(SEED_DIR)/summary
+	$(PY) run/seeds.py --seeds $(SEEDS) --dir $(SEED_DIR) $(if $(FORCE),--force)
 
 # One seed's part-1 model, trained once and shared by `make seeds` and `make trial`:
 # outputs/seeds/seed_SEED/models (stamped train_part_1.done).
 part1: install
-	@d=$(SEED_DIR)/seed_$(SEED); if [ -f $$d/train_part_1.done ]; then echo "== seed $(SEED) part 1: done before"; \
-	else $(PY) run/vision_language_pretraining.py dataset=retina pretrained_models=new \
-	  dataset/task=curriculum_part_1_introduction_to_retina seed=$(SEED) paths.model_dir=$$d/models \
-	  run_dir=$$d/train_part_1 && touch $$d/train_part_1.done; fi
+	$(PY) run/seeds.py --seeds $(SEED) --dir $(SEED_DIR) --part-1-only
 
 # Try a change on the VALIDATION split before it becomes a default (docs/experiments.md), after
 # `make pipeline`: copy the pipeline's curricula, regenerate MODULE (one or more, if given) with the

@@ -214,3 +214,23 @@ def blueprint_steps(llm: str = "rules") -> list[Step]:
              ("dataset=retina", "dataset/task=language_visual_attention", f"pretrained_models={SPECIALIST}",
               "dataset.task.report_source=annotation", "saliency.gradcam.layer=patch_embeddings")),
     ]
+
+
+def seed_steps(seed: int, seed_dir: str | Path, part_1_only: bool = False) -> list[Step]:
+    """One seed of `make seeds`: the blueprint's two trainings with `seed=<seed>` and the models in
+    `<seed_dir>/models`, then the closed-ended tasks (200 bootstrap resamples: the spread over seeds
+    is the figure wanted, not each seed's CI).
+
+    Args:
+        seed: the training seed (phantom and curricula stay those of `make pipeline`).
+        seed_dir: the seed's folder, `outputs/seeds/seed_<seed>`; the run folders and stamps go there.
+        part_1_only: only the part-1 model (`make part1`, which `make trial` shares).
+    """
+    blueprint = {step.name: step for step in blueprint_steps()}
+    own = (f"seed={seed}", f"paths.model_dir={Path(seed_dir) / 'models'}")
+    names = ["train_part_1"] if part_1_only else ["train_part_1", "train_part_2", *(
+        f"closed_ended_{task}" for task in ("staging", "referral", "biomarkers"))]
+    resamples = ("evaluation.statistics.n_resamples=200",)
+    return [Step(name, blueprint[name].script,
+                 (*blueprint[name].args, *own, *(resamples if name.startswith("closed") else ())))
+            for name in names]

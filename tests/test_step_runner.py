@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dataset.step_runner import ROOT, Step, StepFailedError, blueprint_steps, read_stamp, run_steps, step_settings
+from dataset.step_runner import (ROOT, Step, StepFailedError, blueprint_steps, read_stamp, run_steps, seed_steps,
+                                 step_settings)
 
 pytestmark = pytest.mark.slow
 
@@ -112,3 +113,17 @@ def test_the_blueprint_runs_the_seed_readmes_scripts_in_order():
     assert steps[-1].name == "saliency" and len({s.name for s in steps}) == len(steps)
     assert all((ROOT / s.script).is_file() for s in steps)
     assert all("model/language_model=gpt-4o" in s.args for s in steps[1:4])
+
+
+def test_a_seed_trains_and_scores_as_the_pipeline_does_with_its_own_seed_and_model_folder(tmp_path):
+    blueprint = {step.name: step for step in blueprint_steps()}
+    steps = seed_steps(3, tmp_path / "seed_3")
+    assert [s.name for s in steps] == ["train_part_1", "train_part_2", "closed_ended_staging",
+                                       "closed_ended_referral", "closed_ended_biomarkers"]
+    for step in steps:
+        pipeline = blueprint[step.name]
+        own = ["seed=3", f"paths.model_dir={tmp_path / 'seed_3' / 'models'}"]
+        if step.name.startswith("closed"):
+            own.append("evaluation.statistics.n_resamples=200")
+        assert (step.script, step.args) == (pipeline.script, (*pipeline.args, *own))
+    assert [s.name for s in seed_steps(3, tmp_path / "seed_3", part_1_only=True)] == ["train_part_1"]
