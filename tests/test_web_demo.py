@@ -124,6 +124,13 @@ def _expected_stage(root: Path) -> str:
     return next(o.name for o in load_knowledge().stages if o.id == best)
 
 
+# True once the first <img> under the selector has loaded a picture wider than the given width.
+_LOADED_WIDER_THAN = """([selector, width]) => {
+    const img = document.querySelector(selector);
+    return img !== null && img.complete && img.naturalWidth > width;
+}"""
+
+
 @pytest.mark.skipif(not Path(CHROMIUM).exists(),
                     reason="needs Debian's chromium (apt-get install -y chromium)")
 def test_the_page_in_headless_chromium(trained, tmp_path):
@@ -159,12 +166,20 @@ def test_the_page_in_headless_chromium(trained, tmp_path):
             assert f"staging: {expected_stage} (" in summary and "[calibrated]" in summary
             assert "drusen" in page.inner_text("#biomarkers")
             # Open one phrase's Grad-CAM overlay from the phrase list.
+            page.wait_for_selector("#overlay img[src]", timeout=60_000)
+            first_label = page.input_value("#phrase input")
+            first_src = page.locator("#overlay img").get_attribute("src")
             page.click("#phrase input")
             option = page.locator("[role=option]").filter(has_text="drusen").first
             option.click()
-            page.wait_for_selector("#overlay img[src]", timeout=60_000)
-            assert page.locator("#overlay img").evaluate("img => img.naturalWidth") > 100
-            assert "drusen" in page.input_value("#phrase input")
+            page.wait_for_function("() => document.querySelector('#phrase input').value.includes('drusen')",
+                                   timeout=60_000)
+            if page.input_value("#phrase input") != first_label:  # another phrase: another picture
+                page.wait_for_function("src => document.querySelector('#overlay img')?.getAttribute('src') !== src",
+                                       arg=first_src, timeout=60_000)
+            # An <img> gets its src before the picture has loaded: wait until it has, then read its size.
+            page.wait_for_function(_LOADED_WIDER_THAN, arg=["#overlay img", 100], timeout=60_000)
+            page.wait_for_function(_LOADED_WIDER_THAN, arg=["#crops img", 0], timeout=60_000)
             crop_width = page.locator("#crops img").evaluate("img => img.naturalWidth")
             assert crop_width == 192, "the page shows the 192x192 crop the model sees"
             # The upload went into the app's temporary folder (removed below when the server stops).
