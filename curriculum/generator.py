@@ -96,11 +96,14 @@ def _request(module: ModuleSpec, row: dict[str, Any], backend: LLMBackend, seed:
 
 def _request_options(module: ModuleSpec, table: pd.DataFrame) -> dict[str, Any]:
     """The module's options for the rules builders; with `presence_balance`, also each
-    biomarker's prevalence among the module's table rows (`options.prevalence`)."""
+    biomarker's prevalence among the module's table rows (`options.prevalence`); with
+    `stage_balance`, each stage's share of them (`options.stage_shares`)."""
     options = dict(module.options)
     if options.get("presence_balance") and len(table):
         rows = [_row_dict(series) for _, series in table.iterrows()]
         options["prevalence"] = {b: sum(is_present(row, b) for row in rows) / len(rows) for b in BIOMARKERS}
+    if options.get("stage_balance") and len(table):
+        options["stage_shares"] = {str(k): float(v) for k, v in table["stage"].value_counts(normalize=True).items()}
     return options
 
 

@@ -80,6 +80,19 @@ def test_part1_asks_the_stage_in_several_wordings_when_told():
         build_qa("tabular", row, 20, seed=4, options={"stage_questions": 9})
 
 
+@pytest.mark.parametrize("stage,balance,expected", [("healthy", 1.0, 4), ("late_wet_inactive", 1.0, 6),
+                                                    ("late_wet_inactive", 0.5, 5), ("late_wet_inactive", 0.0, 4)])
+def test_stage_balance_asks_rarer_stages_more_often(stage, balance, expected):
+    """`options.stage_balance` scales a stage's wordings by (largest share / its share) ** balance,
+    rounded and capped at the six wordings there are: 4 x 1.6 = 6.4 -> 6 at 1, 4 x 1.26 -> 5 at 0.5."""
+    shares = {"healthy": 0.4, "late_wet_inactive": 0.25}
+    row = {"image_id": "x", "eye": "right", "stage": stage, "referral": "general", "referral_treatment": "none"}
+    options = {"stage_questions": 4, "stage_balance": balance, "stage_shares": shares}
+    answer = {"healthy": "Healthy.", "late_wet_inactive": "Late wet AMD (inactive)."}[stage]
+    pairs = build_qa("tabular", row, 40, seed=4, options=options)
+    assert sum(p["answer"] == answer and "group" not in p["question"] for p in pairs) == expected
+
+
 def test_reports_state_a_stage_and_answers_can_be_read_from_them():
     row = {"image_id": "x", "eye": "left", "stage": "early", "referral": "routine", "referral_treatment": "no_referral",
            "drusen": True, "drusen_size": "small", "report": "A few small drusen nasally. No fluid."}

@@ -156,7 +156,7 @@ def _tabular(row, rng, options) -> list[QA]:
     group = stage_group(str(row["stage"]))
     group_text = "healthy" if group == "healthy" else group.replace("_", " ") + " AMD"
     found = [name(b) for b in present(row)]
-    qas = [*_stage_answers(row, rng, int(options.get("stage_questions", 1))),
+    qas = [*_stage_answers(row, rng, _stage_question_count(row, options)),
            _qa(rng.choice(["Which stage group does this scan belong to?", "How would a clinic record "
                            "the disease group of this eye?"]), f"{upper_first(group_text)}."),
            _qa(rng.choice(["Which biomarkers are present?", "List the findings tagged for this scan."]),
@@ -331,6 +331,18 @@ def _stage_answers(row: Mapping[str, Any], rng: random.Random, count: int) -> li
     questions = ["What is the AMD stage of this scan?", "Which stage of AMD is shown?"]
     questions += rng.sample(_MORE_STAGE_QUESTIONS, count - 2)
     return [_qa(question, answer) for question in questions]
+
+
+def _stage_question_count(row: Mapping[str, Any], options: Mapping[str, Any]) -> int:
+    """`options.stage_questions`, raised for rarer stages by `options.stage_balance` (0 to 1):
+    times (largest stage share / this stage's share) ** balance, rounded, at most the wordings
+    there are; shares from `options.stage_shares` (the generator fills them in from the table)."""
+    count = int(options.get("stage_questions", 1))
+    balance, shares = float(options.get("stage_balance") or 0), options.get("stage_shares") or {}
+    share = shares.get(str(row["stage"]))
+    if not balance or not share:
+        return count
+    return min(2 + len(_MORE_STAGE_QUESTIONS), round(count * (max(shares.values()) / share) ** balance))
 
 
 def _with_report_context(row, qa: QA, options) -> list[QA]:
