@@ -91,6 +91,8 @@ def test_stage_balance_asks_rarer_stages_more_often(stage, balance, expected):
     answer = {"healthy": "Healthy.", "late_wet_inactive": "Late wet AMD (inactive)."}[stage]
     pairs = build_qa("tabular", row, 40, seed=4, options=options)
     assert sum(p["answer"] == answer and "group" not in p["question"] for p in pairs) == expected
+    with pytest.raises(ValueError, match="stage_balance"):
+        build_qa("tabular", row, 40, seed=4, options={**options, "stage_balance": 2})
 
 
 def test_reports_state_a_stage_and_answers_can_be_read_from_them():
@@ -243,6 +245,9 @@ def test_presence_balance_uses_the_tables_prevalence(tmp_path, table):
     assert prevalence["drusen"] == pytest.approx(rows["drusen"].astype(bool).mean())
     assert 0 < prevalence["drusen"] < 1
     assert "prevalence" not in _request_options(spec(), rows)
+    shares = _request_options(spec(stage_balance=1.0), rows)["stage_shares"]
+    assert shares == pytest.approx(rows["stage"].value_counts(normalize=True).to_dict())
+    assert "stage_shares" not in _request_options(spec(), rows)
     summary, _ = _run("generate_curriculum_part2", tmp_path, table, "dataset/task=specialist_annotate",
                       "dataset/task/curriculum=2_specific_qa", "++dataset.task.curriculum.options.presence_balance=1.0")
     assert summary["records_written"] > 0

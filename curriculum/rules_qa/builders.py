@@ -339,6 +339,8 @@ def _stage_question_count(row: Mapping[str, Any], options: Mapping[str, Any]) ->
     there are; shares from `options.stage_shares` (the generator fills them in from the table)."""
     count = int(options.get("stage_questions", 1))
     balance, shares = float(options.get("stage_balance") or 0), options.get("stage_shares") or {}
+    if not 0 <= balance <= 1:
+        raise ValueError(f"options.stage_balance must be between 0 and 1, got {balance}")
     share = shares.get(str(row["stage"]))
     if not balance or not share:
         return count
