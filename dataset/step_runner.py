@@ -209,10 +209,10 @@ def blueprint_steps(llm: str = "rules") -> list[Step]:
           for task in ("staging", "referral")),
         Step("open_ended", "run/open_ended_evaluation.py", specialist),
         Step("demo_inference", "run/demos/inference.py", ("paths=template",)),
-        # Grad-CAM on the tiny tower's convolutional stem, chosen on the validation split (README).
+        # Grad-CAM on the config's default layer: the tiny tower's convolutional stem (README).
         Step("saliency", "run/visual_language_gradcam.py",
              ("dataset=retina", "dataset/task=language_visual_attention", f"pretrained_models={SPECIALIST}",
-              "dataset.task.report_source=annotation", "saliency.gradcam.layer=patch_embeddings")),
+              "dataset.task.report_source=annotation")),
     ]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +36,9 @@ class GradCamSettings:
             `gradient_x_activation` (each token's own gradient times its activation, summed over
             channels; sharper where the language model attends to single image tokens).
         layer: module path inside the vision tower (e.g. `encoder.stages.0`), or `auto` for the
-            layer whose output the VLM takes as image features (`config.vision_feature_layer`).
+            layer whose output the VLM takes as image features (`config.vision_feature_layer`), or
+            a list of these tried in order: the first path the tower has wins (`auto` always
+            does), so one setting serves towers that name their layers differently.
         num_prefix_tokens: tokens before the patch grid (a class token); `auto` infers it from a
             token count that is a square plus a few.
         relu: keep only positive evidence (standard Grad-CAM); maps are then non-negative.
@@ -47,7 +49,7 @@ class GradCamSettings:
     """
 
     method: str = "gradcam"
-    layer: str = "auto"
+    layer: str | Sequence[str] = "auto"
     num_prefix_tokens: int | str = "auto"
     relu: bool = True
     smoothing_samples: int = 0
@@ -68,30 +70,39 @@ def vision_tower(model: nn.Module) -> nn.Module:
     raise AttributeError(f"{type(model).__name__} has no vision_tower; saliency needs a LLaVA-style model")
 
 
-def resolve_layer(model: nn.Module, layer: str, pixel_values: torch.Tensor) -> tuple[str, nn.Module]:
+def resolve_layer(model: nn.Module, layer: str | Sequence[str], pixel_values: torch.Tensor) -> tuple[str, nn.Module]:
     """Find the vision-encoder layer to attribute to.
 
     Args:
         model: the VLM.
         layer: a module path relative to the vision tower, or `auto` (the module that outputs
             `hidden_states[config.vision_feature_layer]`, found by one forward pass, or named by the
-            tower's `feature_module_name(index)` where its hidden states are views of other outputs).
+            tower's `feature_module_name(index)` where its hidden states are views of other outputs),
+            or a list of these: the first that the tower has.
         pixel_values: an input for that pass.
 
     Returns:
         (path relative to the tower, module).
 
     Raises:
-        ValueError: unknown path, or `auto` cannot decide (the message lists candidate paths).
+        ValueError: no listed path is in the tower, or `auto` cannot decide (the message lists
+            candidate paths).
     """
     tower = vision_tower(model)
+    candidates = [layer] if isinstance(layer, str) else list(layer)
+    for candidate in candidates:
+        if candidate == "auto":
+            return _feature_layer(model, tower, pixel_values)
+        with contextlib.suppress(AttributeError):
+            return candidate, tower.get_submodule(candidate)
+    shown = ", ".join(n for n, _ in tower.named_modules() if n and n.count(".") <= 2)
+    wanted = repr(layer) if isinstance(layer, str) else f"(none of {candidates})"
+    raise ValueError(f"gradcam.layer {wanted} is not a module of the vision tower; some are: {shown}")
+
+
+def _feature_layer(model: nn.Module, tower: nn.Module, pixel_values: torch.Tensor) -> tuple[str, nn.Module]:
+    """The tower module whose output the VLM takes as image features (`layer: auto`)."""
     names = [n for n, _ in tower.named_modules() if n]
-    if layer != "auto":
-        try:
-            return layer, tower.get_submodule(layer)
-        except AttributeError as err:
-            shown = ", ".join(n for n in names if n.count(".") <= 2)
-            raise ValueError(f"gradcam.layer {layer!r} is not a module of the vision tower; some are: {shown}") from err
     feature_layer = getattr(model.config, "vision_feature_layer", -1)
     if not isinstance(feature_layer, int):
         raise ValueError(f"vision_feature_layer is {feature_layer!r}; set gradcam.layer to a module path explicitly")

@@ -182,3 +182,18 @@ def test_unknown_layer_names_the_options(tiny, example):
     tf, _, mask = example
     with pytest.raises(ValueError, match="not a module of the vision tower.*encoder.stages"):
         PhraseGradCam(model, GradCamSettings(layer="encoder.blocks.9")).maps(tf, mask)
+    with pytest.raises(ValueError, match=r"none of \['embeddings.patch_embedding', 'encoder.blocks.9'\]"):
+        PhraseGradCam(model, GradCamSettings(layer=["embeddings.patch_embedding", "encoder.blocks.9"])).maps(tf, mask)
+
+
+@pytest.mark.parametrize("layers,chosen", [(["embeddings.patch_embedding", "patch_embeddings", "auto"], "patch_embeddings"),
+                                           (["embeddings.patch_embedding", "auto"], "encoder.stages.1"),
+                                           (["auto", "patch_embeddings"], "encoder.stages.1")])
+def test_a_layer_list_takes_the_first_the_tower_has(tiny, example, layers, chosen):
+    # One setting for towers that name their stems differently: a ViT's is embeddings.patch_embeddings.
+    model, _ = tiny
+    tf, _, mask = example
+    explainer = PhraseGradCam(model, GradCamSettings(layer=layers))
+    maps = explainer.maps(tf, mask)
+    assert explainer.layer_name == chosen
+    np.testing.assert_array_equal(maps, PhraseGradCam(model, GradCamSettings(layer=chosen)).maps(tf, mask))

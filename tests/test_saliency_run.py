@@ -48,7 +48,7 @@ def test_run_writes_maps_overlays_and_localisation_scores(tmp_path, saved_model)
         folder = run_dir / "images" / record["image_id"]
         phrases = json.loads((folder / "phrases.json").read_text())["phrases"]
         maps = np.load(folder / "maps.npz")
-        assert maps["maps"].shape == (len(phrases), 6, 6)
+        assert maps["maps"].shape == (len(phrases), 12, 12)  # the default layer: the LeViT stem's 12x12 grid
         assert np.isfinite(maps["maps"]).all() and (maps["maps"] >= 0).all()
         for phrase in phrases:
             np.testing.assert_array_equal(maps[phrase["slug"]], maps["maps"][phrase["index"]])
@@ -108,4 +108,4 @@ def test_the_seed_command_config_composes(tmp_path, saved_model):
     assert cfg.dataset.task.name == "language_visual_attention"
     assert cfg.dataset.task.split == "test" and cfg.dataset.task.report_source == "generate"
     assert cfg.pretrained_models.name == "specialist_v5_192px"
-    assert cfg.saliency.gradcam.layer == "auto"
+    assert list(cfg.saliency.gradcam.layer) == ["patch_embeddings", "auto"]

@@ -237,7 +237,7 @@ def test_the_app_through_gradio_client(trained, tmp_path):
         tasks = {o["task"]: o for o in scan["options"]}
         assert len([t for t in tasks if t.startswith("biomarker_")]) == 10 and tasks["staging"]["calibrated"]
         assert abs(sum(tasks["referral"]["probabilities"].values()) - 1) < 1e-6
-        assert results["phrases"] and len(results["phrases"][0]["map"]) == 6  # 6x6 patch grid
+        assert results["phrases"] and len(results["phrases"][0]["map"]) == 12  # the LeViT stem's 12x12 grid
         assert results["comparison"]["model"] == "retinavlm_base_192px"
         answer, download = client.predict("Are there drusen?", api_name="/ask")
         assert answer.startswith(f"[{SCAN.name}]\n") and len(answer) > len(SCAN.name) + 3
