@@ -385,6 +385,6 @@ def test_gradcam_auto_picks_the_last_stage_of_the_imported_model(imported, tmp_p
         "pretrained_models=retinavlm-specialist", f"paths.data_dir={data}",
         f"paths.model_dir={folder / 'models'}", "dataset.task.report_source=annotation",
         "dataset.task.max_images=1"])
-    assert cfg.saliency.gradcam.layer == "auto"
-    result = run_visual_language_gradcam(cfg)  # auto: the last stage's map, which the tokens are a view of
+    assert list(cfg.saliency.gradcam.layer) == ["patch_embeddings", "auto"]  # a ResNet has no LeViT stem
+    result = run_visual_language_gradcam(cfg)  # so auto: the last stage's map, which the tokens are a view of
     assert result["images"] == 1 and result["phrases"] > 0 and result["layer"] == "encoder.stages.3"
