@@ -95,14 +95,17 @@ def resolve_layer(model: nn.Module, layer: str | Sequence[str], pixel_values: to
             return _feature_layer(model, tower, pixel_values)
         with contextlib.suppress(AttributeError):
             return candidate, tower.get_submodule(candidate)
-    shown = ", ".join(n for n, _ in tower.named_modules() if n and n.count(".") <= 2)
     wanted = repr(layer) if isinstance(layer, str) else f"(none of {candidates})"
-    raise ValueError(f"gradcam.layer {wanted} is not a module of the vision tower; some are: {shown}")
+    raise ValueError(f"gradcam.layer {wanted} is not a module of the vision tower; some are: {_top_modules(tower)}")
+
+
+def _top_modules(tower: nn.Module) -> str:
+    """The tower's module paths at most three levels deep, for error messages."""
+    return ", ".join(n for n, _ in tower.named_modules() if n and n.count(".") <= 2)
 
 
 def _feature_layer(model: nn.Module, tower: nn.Module, pixel_values: torch.Tensor) -> tuple[str, nn.Module]:
     """The tower module whose output the VLM takes as image features (`layer: auto`)."""
-    names = [n for n, _ in tower.named_modules() if n]
     feature_layer = getattr(model.config, "vision_feature_layer", -1)
     if not isinstance(feature_layer, int):
         raise ValueError(f"vision_feature_layer is {feature_layer!r}; set gradcam.layer to a module path explicitly")
@@ -125,7 +128,7 @@ def _feature_layer(model: nn.Module, tower: nn.Module, pixel_values: torch.Tenso
                    if out is not None and out.shape == wanted.shape and torch.equal(out, wanted)]
     if not matches:
         raise ValueError(f"no vision-tower module outputs hidden_states[{feature_layer}]; set gradcam.layer "
-                         f"to one of: {', '.join(n for n in names if n.count('.') <= 2)}")
+                         f"to one of: {_top_modules(tower)}")
     return matches[-1], tower.get_submodule(matches[-1])
 
 
