@@ -52,60 +52,24 @@ part1: install
 	$(PY) run/seeds.py --seeds $(SEED) --dir $(SEED_DIR) --part-1-only
 
 # Try a change on the VALIDATION split before it becomes a default (docs/experiments.md), after
-# `make pipeline`: copy the pipeline's curricula, regenerate MODULE (one or more, if given) with the
-# GEN overrides and, with P1GEN, part 1's module with those overrides; then per seed train part 2
-# (TRAIN overrides) from that seed's part-1 model (trained here, with the P1TRAIN training
-# overrides, when P1GEN or P1TRAIN is given; else the shared one, made with `make part1` if neither
-# `make pipeline`, for seed 0, nor `make seeds` made it) and score the closed-ended TASKS (raw answers; add biomarkers with
-# TASKS="staging referral biomarkers") and the open-ended reports. PART2=no stops after part 1 and
-# scores the part-1 model alone. Mean and spread: outputs/trials/NAME/seed_summary.md.
+# `make pipeline` (run/trial.py, in one process, with stamps): copy the pipeline's curricula,
+# regenerate MODULE (one or more) with the GEN overrides and, with P1GEN, part 1's module; then per
+# seed (SEEDS) train part 2 (TRAIN overrides) from that seed's part-1 model (trained here, with the
+# P1TRAIN overrides, when P1GEN or P1TRAIN is given; else the shared one in
+# SEED_DIR/seed_<s>/models, made with `make part1` if missing) and score TASKS (raw answers; add
+# biomarkers with TASKS="staging referral biomarkers") and the reports. PART2=no stops after part
+# 1 and scores the part-1 model alone. Mean and spread: outputs/trials/NAME/seed_summary.md.
 #   make trial NAME=default
 #   make trial NAME=conclusion MODULE=7_report_writing GEN='++dataset.task.curriculum.options.conclusion=true'
 #   make trial NAME=stage4 PART2=no P1GEN='++dataset.task.curriculum.options.stage_questions=4 dataset.task.curriculum.num_questions=23'
 #   make trial NAME=tower P1TRAIN='training.vision_pretraining.biomarker_balance=0.5' TASKS="staging referral biomarkers"
-TRIAL := outputs/trials/$(NAME)
 TASKS ?= staging referral
-PART2 ?= yes
-# Whether this trial trains its own part-1 models.
-OWN_PART1 := $(strip $(P1GEN)$(P1TRAIN))
-VAL := evaluation.split=validation paths.curriculum_dir=$(TRIAL)/curriculum
 trial: install
 	@test -n "$(NAME)" || { echo "make trial needs NAME=<a name for this trial>"; exit 2; }
-	@test -d outputs/curriculum || { echo "make trial needs the curricula of make pipeline (outputs/curriculum)"; exit 2; }
-	@if [ ! -f $(TRIAL)/curriculum.done ]; then \
-	  rm -rf $(TRIAL)/curriculum && mkdir -p $(TRIAL) && cp -r outputs/curriculum $(TRIAL)/curriculum || exit 1; \
-	  for m in $(MODULE); do rm -rf $(TRIAL)/curriculum/$$m && \
-	    $(PY) run/generate_curriculum_part2.py dataset=retina model/language_model=$(LLM) dataset/task=specialist_annotate \
-	      dataset/task/curriculum=$$m $(GEN) paths.curriculum_dir=$(TRIAL)/curriculum run_dir=$(TRIAL)/generate_$$m || exit 1; done; \
-	  if [ -n "$(P1GEN)" ]; then rm -rf $(TRIAL)/curriculum/tabular_annotate_rules && \
-	    $(PY) run/generate_curriculum_part1.py dataset=retina model/language_model=$(LLM) dataset/task=tabular_annotate \
-	      dataset/task/curriculum=tabular_annotate_rules $(P1GEN) paths.curriculum_dir=$(TRIAL)/curriculum run_dir=$(TRIAL)/generate_part_1 || exit 1; fi; \
-	  touch $(TRIAL)/curriculum.done; fi
-	@for s in $(SEEDS); do \
-	  d=$(TRIAL)/seed_$$s; part1=$(SEED_DIR)/seed_$$s/models/retinavlm_base_192px; \
-	  if [ -f $$d/done ]; then echo "== $(NAME) seed $$s: done before"; continue; fi; \
-	  echo "== $(NAME) seed $$s"; mkdir -p $$d/models; \
-	  if [ -n "$(OWN_PART1)" ]; then \
-	    $(PY) run/vision_language_pretraining.py dataset=retina pretrained_models=new dataset/task=curriculum_part_1_introduction_to_retina seed=$$s $(P1TRAIN) paths.curriculum_dir=$(TRIAL)/curriculum paths.model_dir=$$d/models run_dir=$$d/train_part_1 || exit 1; \
-	  else \
-	    if [ $$s = 0 ] && [ -d outputs/models/retinavlm_base_192px ]; then part1=outputs/models/retinavlm_base_192px; fi; \
-	    if [ ! -d $$part1 ]; then $(MAKE) --no-print-directory part1 SEED=$$s || exit 1; fi; \
-	    cp -r $$part1 $$d/models/; \
-	  fi; \
-	  model=retinavlm_base_192px; models=[retinavlm_base_192px]; \
-	  if [ "$(PART2)" != no ]; then \
-	    $(PY) run/vision_language_pretraining.py dataset=retina pretrained_models=retinavlm_base_192px dataset/task=curriculum_part_2_advanced_retinal_specialism seed=$$s $(TRAIN) paths.curriculum_dir=$(TRIAL)/curriculum paths.model_dir=$$d/models run_dir=$$d/train_part_2 || exit 1; \
-	    model=specialist_v5_192px; models=[specialist_v5_192px]; if [ -n "$(OWN_PART1)" ]; then models=[specialist_v5_192px,retinavlm_base_192px]; fi; \
-	  fi; \
-	  for task in $(TASKS); do \
-	    $(PY) run/closed_ended_evaluation.py pretrained_models=$$model "models=$$models" dataset=retina dataset/task=closed_ended_specialist_$$task $(VAL) evaluation.calibration.split=null evaluation.statistics.n_resamples=200 paths.model_dir=$$d/models run_dir=$$d/closed_ended_$$task || exit 1; \
-	  done; \
-	  if [ "$(PART2)" != no ]; then \
-	    $(PY) run/open_ended_evaluation.py pretrained_models=specialist_v5_192px dataset=retina $(VAL) evaluation.statistics.n_resamples=200 paths.model_dir=$$d/models run_dir=$$d/open_ended || exit 1; \
-	  fi; \
-	  touch $$d/done; \
-	done
-	$(PY) run/summarise_seeds.py seeds_dir=$(TRIAL) run_dir=$(TRIAL)/summary
+	$(PY) run/trial.py $(NAME) --seeds $(SEEDS) --tasks $(TASKS) --seed-dir $(SEED_DIR) --llm $(LLM) \
+	  $(if $(MODULE),--module $(MODULE)) $(if $(GEN),--gen $(GEN)) $(if $(P1GEN),--part-1-gen $(P1GEN)) \
+	  $(if $(P1TRAIN),--part-1-train $(P1TRAIN)) $(if $(TRAIN),--train $(TRAIN)) \
+	  $(if $(filter no,$(PART2)),--no-part-2) $(if $(FORCE),--force)
 
 test: install
 	$(BIN)/python -m pytest

@@ -234,3 +234,75 @@ def seed_steps(seed: int, seed_dir: str | Path, part_1_only: bool = False) -> li
     return [Step(name, blueprint[name].script,
                  (*blueprint[name].args, *own, *(resamples if name.startswith("closed") else ())))
             for name in names]
+
+
+VALIDATION = ("evaluation.split=validation",)
+
+
+def trial_curriculum_steps(curriculum_dir: str | Path, modules: Sequence[str] = (), generate: Sequence[str] = (),
+                           part_1_generate: Sequence[str] = (), llm: str = "rules") -> list[Step]:
+    """A trial's curricula (`make trial`): regenerate each part-2 module in `modules` with the
+    `generate` overrides and, if `part_1_generate` is given, part 1's module with those, into
+    `curriculum_dir` (a copy of the pipeline's curricula, which the trial makes first).
+
+    Args:
+        curriculum_dir: the trial's curriculum folder.
+        modules: part-2 module names (`configs/dataset/task/curriculum/<name>.yaml`).
+        generate: Hydra overrides for every module in `modules`.
+        part_1_generate: Hydra overrides for part 1's rules module; empty: part 1's store is kept.
+        llm: the curriculum's language model.
+    """
+    pipeline = {step.name: step for step in blueprint_steps(llm)}
+    within = (f"paths.curriculum_dir={curriculum_dir}",)
+    part_2 = pipeline["curriculum_part_2"]
+    steps = [Step(f"generate_{module}", part_2.script,
+                  (*_without(part_2.args, "dataset/task/curriculum="), f"dataset/task/curriculum={module}",
+                   *generate, *within))
+             for module in modules]
+    if part_1_generate:
+        part_1 = pipeline["curriculum_part_1"]
+        steps.append(Step("generate_part_1", part_1.script, (*part_1.args, *part_1_generate, *within)))
+    return steps
+
+
+def trial_seed_steps(seed: int, seed_dir: str | Path, curriculum_dir: str | Path,
+                     tasks: Sequence[str] = ("staging", "referral"), part_1_train: Sequence[str] | None = None,
+                     part_2_train: Sequence[str] = (), part_2: bool = True) -> list[Step]:
+    """One seed of a trial (`make trial`), scored on the VALIDATION split with raw answers.
+
+    Args:
+        seed: the training seed.
+        seed_dir: `<trial>/seed_<seed>`; run folders, stamps and `models/` go there.
+        curriculum_dir: the trial's curricula.
+        tasks: closed-ended tasks (`closed_ended_specialist_<task>`).
+        part_1_train: part 1's training overrides when the trial trains its own part-1 model
+            (an empty sequence: the default part 1 on the trial's curricula); None: the part-1
+            model is already in `<seed_dir>/models` (copied there by the caller).
+        part_2_train: part 2's training overrides.
+        part_2: False stops after part 1 and scores the part-1 model alone.
+    """
+    pipeline = {step.name: step for step in blueprint_steps()}
+    models = Path(seed_dir) / "models"
+    own = (f"seed={seed}", f"paths.curriculum_dir={curriculum_dir}", f"paths.model_dir={models}")
+    steps = []
+    if part_1_train is not None:
+        steps.append(Step("train_part_1", pipeline["train_part_1"].script,
+                          (*pipeline["train_part_1"].args, *part_1_train, *own)))
+    scored = [PART_1_MODEL]
+    if part_2:
+        steps.append(Step("train_part_2", pipeline["train_part_2"].script,
+                          (*pipeline["train_part_2"].args, *part_2_train, *own)))
+        scored = [SPECIALIST, PART_1_MODEL] if part_1_train is not None else [SPECIALIST]
+    scoring = (*VALIDATION, f"paths.curriculum_dir={curriculum_dir}", "evaluation.statistics.n_resamples=200",
+               f"paths.model_dir={models}")
+    steps += [Step(f"closed_ended_{task}", "run/closed_ended_evaluation.py",
+                   (f"pretrained_models={scored[0]}", f"models=[{','.join(scored)}]", "dataset=retina",
+                    f"dataset/task=closed_ended_specialist_{task}", "evaluation.calibration.split=null", *scoring))
+              for task in tasks]
+    if part_2:
+        steps.append(Step("open_ended", pipeline["open_ended"].script, (*pipeline["open_ended"].args, *scoring)))
+    return steps
+
+
+def _without(args: Sequence[str], prefix: str) -> tuple[str, ...]:
+    return tuple(arg for arg in args if not arg.startswith(prefix))
