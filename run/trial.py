@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-part-2", dest="part_2", action="store_false",
                         help="stop after part 1 and score the part-1 model alone")
     parser.add_argument("--seed-dir", default=SHARED_SEEDS,
-                        help=f"where each seed's shared part-1 model is, <dir>/seed_<s>/models (default {SHARED_SEEDS})")
+                        help=f"each seed's shared part-1 model: <dir>/seed_<s>/models (default {SHARED_SEEDS})")
     parser.add_argument("--llm", default="rules", help="curriculum LLM for regenerated modules (default rules)")
     parser.add_argument("--force", action="store_true", help="run every seed's steps again, stamped or not")
     return parser

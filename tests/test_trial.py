@@ -52,12 +52,13 @@ def test_a_trial_with_its_own_part_1_trains_and_scores_both_models(tmp_path):
 
 
 def test_regenerated_modules_replace_the_pipelines_module_with_the_overrides(tmp_path):
-    steps = trial_curriculum_steps(tmp_path, ["7_report_writing"], ["++dataset.task.curriculum.options.conclusion=true"],
+    conclusion = "++dataset.task.curriculum.options.conclusion=true"
+    steps = trial_curriculum_steps(tmp_path, ["7_report_writing"], [conclusion],
                                    ["dataset.task.curriculum.num_questions=25"])
     assert [s.name for s in steps] == ["generate_7_report_writing", "generate_part_1"]
     assert "dataset/task/curriculum=7_report_writing" in steps[0].args
     assert "dataset/task/curriculum=all_modules" not in steps[0].args
-    assert steps[0].args[-2:] == ("++dataset.task.curriculum.options.conclusion=true", f"paths.curriculum_dir={tmp_path}")
+    assert steps[0].args[-2:] == (conclusion, f"paths.curriculum_dir={tmp_path}")
     assert "dataset/task/curriculum=tabular_annotate_rules" in steps[1].args
     assert trial_curriculum_steps(tmp_path) == []
 
