@@ -8,7 +8,7 @@ from support.tiny_models import build_tiny_vlm
 from models import ImageTokenMismatchError
 from models.tokenizer import END_OF_TURN
 from models.training.collate import IGNORE_INDEX, QACollator, filter_examples
-from models.training.data import EpochPlan, PlannedBatchSampler, TrainingExample
+from models.training.data import EpochPlan, PlannedBatchSampler, TrainingExample, stage_weights
 from dataset.qa_records import QARecord
 
 
@@ -28,6 +28,30 @@ def test_epoch_plan_draws_weight_times_size_per_store():
     assert (order < 10).sum() == 5 and (order >= 10).sum() == 8
     assert np.array_equal(plan.order(3), EpochPlan([10, 4], [0.5, 2.0], seed=0).order(3))
     assert not np.array_equal(plan.order(0), plan.order(1))
+
+
+def _examples(image_ids):
+    return [TrainingExample(QARecord(record_id=i, image_id=i, module="m", question="q?", answer="a.", source="rules",
+                                     model="rules-v1", prompt_version="v1"), f"{i}.png") for i in image_ids]
+
+
+def test_stage_balance_draws_every_stage_equally_often_and_keeps_each_stores_draws():
+    # Store 0: 80 scans of stage a, 20 of stage b; store 1: 10 scans, all stage a.
+    ids = [f"s{k}" for k in range(110)]
+    stage_of = {i: ("a" if k < 80 or k >= 100 else "b") for k, i in enumerate(ids)}
+    examples, sizes = _examples(ids), [100, 10]
+    assert stage_weights(examples, sizes, stage_of, 0.0) == [1.0] * 110
+    weights = stage_weights(examples, sizes, stage_of, 1.0)
+    assert np.isclose(sum(weights[:100]), 100) and weights[100:] == [1.0] * 10  # one stage: untouched
+    assert np.isclose(weights[80] / weights[0], 4.0)  # b is 4x rarer
+    plan = EpochPlan([100, 10], [2.0, 1.0], seed=0, record_weights=weights)
+    order = plan.order(0)
+    assert len(order) == plan.epoch_length == 210
+    drawn_b = sum(1 for i in order if 80 <= i < 100)
+    assert 80 <= drawn_b <= 120  # about half of store 0's 200 draws (plain: 40)
+    assert np.array_equal(order, EpochPlan([100, 10], [2.0, 1.0], seed=0, record_weights=weights).order(0))
+    unbalanced = EpochPlan([100, 10], [2.0, 1.0], seed=0, record_weights=[1.0] * 110)
+    assert np.array_equal(unbalanced.order(0), EpochPlan([100, 10], [2.0, 1.0], seed=0).order(0))
 
 
 def test_sampler_started_mid_stream_continues_the_same_batches():

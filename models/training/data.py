@@ -120,6 +120,9 @@ class EpochPlan:
     windows of `group_batches` batches, then the batches are shuffled), so a batch is not padded to
     one long report: part 2 mixes 10-token answers with 200-token reports.
 
+    With `record_weights`, a store whose records are not all weighted 1 draws its round(w * n)
+    records with replacement, each with probability proportional to its weight (`stage_weights`).
+
     Args:
         sizes: records per store, in store order.
         weights: sampling weight per store.
@@ -127,13 +130,16 @@ class EpochPlan:
         lengths: approximate length of each example (e.g. characters), or None for no grouping.
         batch_size: global batch size the grouping aims at.
         group_batches: batches per sorting window.
+        record_weights: a weight per example (all stores, in order), or None: every record alike.
     """
 
     def __init__(self, sizes: Sequence[int], weights: Sequence[float], seed: int,
-                 lengths: Sequence[int] | None = None, batch_size: int = 1, group_batches: int = 32):
+                 lengths: Sequence[int] | None = None, batch_size: int = 1, group_batches: int = 32,
+                 record_weights: Sequence[float] | None = None):
         self.offsets = np.cumsum([0, *sizes])[:-1]
         self.sizes = list(sizes)
         self.weights = list(weights)
+        self.record_weights = np.asarray(record_weights, dtype=float) if record_weights is not None else None
         self.seed = seed
         self.lengths = np.asarray(lengths) if lengths is not None else None
         self.batch_size = batch_size
@@ -149,6 +155,10 @@ class EpochPlan:
         for offset, size, weight in zip(self.offsets, self.sizes, self.weights):
             draws = int(round(weight * size))
             if draws == 0:
+                continue
+            store = self.record_weights[offset:offset + size] if self.record_weights is not None else None
+            if store is not None and not np.all(store == 1.0):
+                parts.append(offset + rng.choice(size, draws, replace=True, p=store / store.sum()))
                 continue
             full, rest = divmod(draws, size)
             picks = [np.arange(size)] * full + [rng.permutation(size)[:rest]]
@@ -241,3 +251,28 @@ def flatten(joined: Mapping[str, list[TrainingExample]], weights: Mapping[str, f
     examples = [e for name in names for e in joined[name]]
     return examples, [len(joined[n]) for n in names], [float(weights[n]) for n in names]
 
+
+
+def stage_weights(examples: Sequence[TrainingExample], sizes: Sequence[int], stage_of: Mapping[str, str],
+                  balance: float) -> list[float]:
+    """A sampling weight per example that draws scans of rarer stages more often (`training.stage_balance`).
+
+    Within each store, a record of a scan whose stage has share p of the store's records weighs
+    (largest share / p) ** balance, scaled so the store's weights average 1 (the store's draws per
+    epoch are unchanged). 0 weighs every record 1; 1 gives every stage the same share of draws.
+
+    Args:
+        examples: every store's examples, concatenated in store order (`flatten`).
+        sizes: records per store.
+        stage_of: image id -> stage.
+        balance: the exponent (>= 0).
+    """
+    weights: list[float] = []
+    start = 0
+    for size in sizes:
+        stages = [stage_of[e.record.image_id] for e in examples[start:start + size]]
+        counts = {stage: stages.count(stage) for stage in set(stages)}
+        raw = np.array([(max(counts.values()) / counts[stage]) ** balance for stage in stages])
+        weights.extend((raw * size / raw.sum()).tolist() if size else [])
+        start += size
+    return weights

@@ -35,7 +35,7 @@ from models.registry import open_model, resolve_model
 from models.training.checkpoint import config_fingerprint, find_resumable
 from models.training.collate import QACollator, filter_examples
 from models.training.data import (CurriculumDataset, EpochPlan, flatten, join_split, load_curriculum,
-                                  require_training_records, store_records_path)
+                                  require_training_records, stage_weights, store_records_path)
 from models.training.loop import run_training_loop
 from models.training.settings import check_training_settings
 from models.training.trackers import build_trackers
@@ -87,8 +87,11 @@ def run_vision_language_pretraining(cfg: DictConfig) -> dict[str, Any]:
               for name, examples in join_split(stores, table, "train").items()}
     train_examples, sizes, weights = flatten(joined, curricula)
     lengths = [len(e.record.question) + len(e.record.answer) for e in train_examples]
+    balance = float(train_cfg.get("stage_balance") or 0.0)
+    stage_of = dict(zip(table["image_id"].astype(str), table["stage"].astype(str)))
     plan = EpochPlan(sizes, weights, seed=int(cfg.seed), lengths=lengths if train_cfg.group_by_length else None,
-                     batch_size=int(train_cfg.batch_size) * accelerator.num_processes)
+                     batch_size=int(train_cfg.batch_size) * accelerator.num_processes,
+                     record_weights=stage_weights(train_examples, sizes, stage_of, balance) if balance else None)
     train_set = CurriculumDataset(train_examples, build_scan_transform(
         int(cfg.dataset.crop_size), OmegaConf.to_container(cfg.dataset.augmentation), image_size), int(cfg.seed))
     eval_set = _validation_set(stores, table, collator, cfg, image_size)

@@ -15,7 +15,8 @@ _BOUNDS = {"max_steps": (True, 1), "batch_size": (True, 1), "gradient_accumulati
            "warmup_steps": (True, 0), "max_length": (True, 1), "log_every": (True, 1),
            "eval_every": (True, 1), "eval_batch_size": (True, 1), "max_eval_samples": (True, 0),
            "checkpoint_every": (True, 1), "keep_checkpoints": (True, 1), "num_workers": (True, 0),
-           "learning_rate": (False, 0.0), "weight_decay": (False, 0.0), "max_grad_norm": (False, 0.0)}
+           "learning_rate": (False, 0.0), "weight_decay": (False, 0.0), "max_grad_norm": (False, 0.0),
+           "stage_balance": (False, 0.0)}
 _VISION_BOUNDS = {"steps": (True, 0), "batch_size": (True, 1), "learning_rate": (False, 0.0),
                   "warmup_steps": (True, 0), "log_every": (True, 1), "biomarker_weight": (False, 0.0),
                   "biomarker_balance": (False, 0.0)}
