@@ -130,6 +130,9 @@ CASES = {
     "zero training steps": (
         lambda r: ("vision_language_pretraining.py", training_overrides(r, ["training.max_steps=0"])),
         "training.max_steps must be >= 1, got 0"),
+    "negative stage balance": (
+        lambda r: ("vision_language_pretraining.py", training_overrides(r, ["training.stage_balance=-1"])),
+        "training.stage_balance must be >= 0"),
     "unknown training precision": (
         lambda r: ("vision_language_pretraining.py", training_overrides(r, ["training.mixed_precision=fp8"])),
         "training.mixed_precision must be one of no, bf16, fp16, auto, got 'fp8'"),
