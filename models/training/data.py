@@ -252,7 +252,6 @@ def flatten(joined: Mapping[str, list[TrainingExample]], weights: Mapping[str, f
     return examples, [len(joined[n]) for n in names], [float(weights[n]) for n in names]
 
 
-
 def stage_weights(examples: Sequence[TrainingExample], sizes: Sequence[int], stage_of: Mapping[str, str],
                   balance: float) -> list[float]:
     """A sampling weight per example that draws scans of rarer stages more often (`training.stage_balance`).
