@@ -6,7 +6,8 @@
 Serves `run/demos/web_demo.py` on a free loopback port, opens it in headless Chromium (Debian's
 /usr/bin/chromium through Playwright), uploads the scan, runs the specialist beside the part-1
 model, opens the Grad-CAM map of the first report phrase that names `--phrase`, and saves the
-whole page. Needs the `web` extra and chromium (see the README's web-demo section).
+whole page. Needs Debian's chromium (`apt-get install -y chromium`); gradio and playwright come
+with requirements.txt.
 """
 
 import argparse
@@ -45,8 +46,8 @@ def main() -> None:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.goto(url)
             page.set_input_files("#upload input[type=file]", args.scan)
-            name = Path(args.scan).name
-            page.wait_for_function(f"() => document.querySelector('#upload').innerText.includes('{name}')",
+            stem = Path(args.scan).name[:12]  # the page shortens long file names
+            page.wait_for_function(f"() => document.querySelector('#upload').innerText.includes('{stem}')",
                                    timeout=120_000)
             page.click("#run")
             page.wait_for_function("() => document.querySelector('#status').innerText.includes('Done')",
