@@ -92,11 +92,9 @@ def _curricula(trial: Path, args: argparse.Namespace) -> Path:
         raise SpecialistVLMError(f"a trial needs the curricula of `make pipeline` ({PIPELINE_CURRICULA}); run it first")
     shutil.rmtree(curricula, ignore_errors=True)
     shutil.copytree(PIPELINE_CURRICULA, curricula)
-    steps = trial_curriculum_steps(curricula, args.module, args.gen, args.part_1_gen, args.llm)
-    for step in steps:
-        store = step.name.removeprefix("generate_")
-        shutil.rmtree(curricula / ("tabular_annotate_rules" if store == "part_1" else store), ignore_errors=True)
-    run_steps(steps, trial, force=True)
+    for store in [*args.module, *(["tabular_annotate_rules"] if args.part_1_gen else [])]:
+        shutil.rmtree(curricula / store, ignore_errors=True)  # regenerated below, not resumed
+    run_steps(trial_curriculum_steps(curricula, args.module, args.gen, args.part_1_gen, args.llm), trial, force=True)
     stamp.write_text(json.dumps(settings) + "\n")
     return curricula
 

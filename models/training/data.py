@@ -9,6 +9,7 @@ a checkpoint sees exactly the batches an uninterrupted run would.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -270,7 +271,7 @@ def stage_weights(examples: Sequence[TrainingExample], sizes: Sequence[int], sta
     start = 0
     for size in sizes:
         stages = [stage_of[e.record.image_id] for e in examples[start:start + size]]
-        counts = {stage: stages.count(stage) for stage in set(stages)}
+        counts = Counter(stages)
         raw = np.array([(max(counts.values()) / counts[stage]) ** balance for stage in stages])
         weights.extend((raw * size / raw.sum()).tolist() if size else [])
         start += size

@@ -88,10 +88,12 @@ def run_vision_language_pretraining(cfg: DictConfig) -> dict[str, Any]:
     train_examples, sizes, weights = flatten(joined, curricula)
     lengths = [len(e.record.question) + len(e.record.answer) for e in train_examples]
     balance = float(train_cfg.get("stage_balance") or 0.0)
-    stage_of = dict(zip(table["image_id"].astype(str), table["stage"].astype(str)))
+    record_weights = None
+    if balance:
+        stage_of = dict(zip(table["image_id"].astype(str), table["stage"].astype(str)))
+        record_weights = stage_weights(train_examples, sizes, stage_of, balance)
     plan = EpochPlan(sizes, weights, seed=int(cfg.seed), lengths=lengths if train_cfg.group_by_length else None,
-                     batch_size=int(train_cfg.batch_size) * accelerator.num_processes,
-                     record_weights=stage_weights(train_examples, sizes, stage_of, balance) if balance else None)
+                     batch_size=int(train_cfg.batch_size) * accelerator.num_processes, record_weights=record_weights)
     train_set = CurriculumDataset(train_examples, build_scan_transform(
         int(cfg.dataset.crop_size), OmegaConf.to_container(cfg.dataset.augmentation), image_size), int(cfg.seed))
     eval_set = _validation_set(stores, table, collator, cfg, image_size)
